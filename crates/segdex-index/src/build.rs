@@ -1,0 +1,1520 @@
+//! Building an index from the input tables.
+//!
+//! The build reads products, customers, orders and lines (row groups in
+//! parallel), assigns dense ids, indexes every attribute, groups lines into
+//! orders per customer, and writes everything into a temporary directory
+//! that is renamed over the output only when complete.
+
+use crate::chunk::{ChunkWriter, NULL_VALUE, ORDER_ATTR_COLUMNS, ORDER_ATTRS};
+use crate::model::*;
+use crate::time::{Zone, date_of, month_day_slot, month_of};
+use crate::{IndexError, Result};
+use arrow_array::{Array, BooleanArray, Int64Array, ListArray, StringArray};
+use chrono::Datelike;
+use rayon::prelude::*;
+use segdex_bitmap::{Bitmap, BsiBuilder, SectionWriter};
+use segdex_ingest::columns::{ValueClass, classify, col};
+use segdex_ingest::tables::{Batch, Column, Table};
+use segdex_ingest::{IngestError, Mapping, Sources};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Options of a build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// IANA time zone for every calendar computation (default "UTC").
+    pub timezone: String,
+    /// Lines with an unknown order, customer or product are an error instead
+    /// of being counted and skipped.
+    pub strict: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            timezone: "UTC".into(),
+            strict: false,
+        }
+    }
+}
+
+/// Builds the index of the tables under `data_dir` (read through the
+/// mapping file if given) into the directory `out`, atomically: on any error
+/// nothing is written and an existing index at `out` is left as it was.
+/// `progress` is told each stage as it starts.
+pub fn build_index(
+    data_dir: &Path,
+    mapping: Option<&Path>,
+    out: &Path,
+    opts: &BuildOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<BuildSummary> {
+    let started = Instant::now();
+    let zone = Zone::new(&opts.timezone).map_err(IndexError::Invalid)?;
+    let mapping = mapping.map(Mapping::load).transpose()?;
+    progress("checking input");
+    let sources = Sources::resolve(data_dir, mapping.as_ref())?;
+
+    let name = out
+        .file_name()
+        .ok_or_else(|| IndexError::Invalid(format!("{}: not a directory name", out.display())))?
+        .to_string_lossy()
+        .to_string();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(|e| io_err(&tmp, e))?;
+    let result = write_index(&sources, &tmp, &zone, opts, progress, started);
+    match result {
+        Ok(mut summary) => {
+            summary.bytes = dir_size(&tmp);
+            replace_dir(&tmp, out)?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Reads a table's columns batch by batch with this crate's error type.
+fn read_table<T: Send>(
+    table: &Table,
+    names: &[&str],
+    f: impl Fn(&Batch<'_>) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    table.read::<T, IndexError, _>(names, f)
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> IndexError {
+    IndexError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Moves the finished `tmp` directory to `out`, replacing an older index.
+fn replace_dir(tmp: &Path, out: &Path) -> Result<()> {
+    if out.exists() {
+        if !out.join("manifest.json").is_file()
+            && std::fs::read_dir(out)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            let _ = std::fs::remove_dir_all(tmp);
+            return Err(IndexError::Invalid(format!(
+                "{}: exists and is not a segdex index; refusing to replace it",
+                out.display()
+            )));
+        }
+        let old = out.with_file_name(format!(
+            ".{}.old-{}",
+            out.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        std::fs::rename(out, &old).map_err(|e| io_err(out, e))?;
+        std::fs::rename(tmp, out).map_err(|e| io_err(out, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(tmp, out).map_err(|e| io_err(out, e))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Column plans and normalisation
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Conv {
+    Str,
+    Int,
+    Bool,
+    StrList,
+    NumInt,
+    NumDecimal(i8),
+    NumFloat,
+    Date,
+    Timestamp,
+}
+
+#[derive(Debug, Clone)]
+struct Plan {
+    name: String,
+    source: String,
+    kind: FieldKind,
+    conv: Conv,
+}
+
+/// A batch column in one of the few shapes the index needs.
+enum Norm {
+    Str(StringArray),
+    Int(Int64Array),
+    Bool(BooleanArray),
+    List(ListArray),
+    Dec(Vec<Option<i128>>),
+    Float(Vec<Option<f64>>),
+    Days(Vec<Option<i32>>),
+}
+
+fn normalize(batch: &Batch<'_>, i: usize, conv: Conv, zone: &Zone) -> Result<Norm> {
+    let c = col(batch, i);
+    Ok(match conv {
+        Conv::Str => Norm::Str(c.utf8()?),
+        Conv::Int | Conv::NumInt => Norm::Int(c.int64()?),
+        Conv::Bool => Norm::Bool(c.bools()?),
+        Conv::StrList => Norm::List(c.utf8_list()?),
+        Conv::NumDecimal(_) => Norm::Dec(c.unscaled_decimals()?),
+        Conv::NumFloat => Norm::Float(c.floats()?),
+        Conv::Date => Norm::Days(c.days()?),
+        Conv::Timestamp => Norm::Days(
+            c.instants_ns()?
+                .into_iter()
+                .map(|v| v.map(|ns| zone.local_day(ns)))
+                .collect(),
+        ),
+    })
+}
+
+fn wrong_type(table: &Table, column: &Column, expected: &str) -> IndexError {
+    IndexError::Ingest(IngestError::WrongType {
+        path: table.files[0].clone(),
+        column: column.source.clone(),
+        found: column.data_type.to_string(),
+        expected: expected.to_string(),
+    })
+}
+
+fn categorical_conv(table: &Table, c: &Column) -> Result<Conv> {
+    match classify(&c.data_type) {
+        ValueClass::Str => Ok(Conv::Str),
+        ValueClass::Int => Ok(Conv::Int),
+        _ => Err(wrong_type(table, c, "a string or integer")),
+    }
+}
+
+fn custom_plan(table: &Table, c: &Column, products: bool) -> Result<Plan> {
+    let (kind, conv) = match classify(&c.data_type) {
+        ValueClass::Str => (FieldKind::Categorical, Conv::Str),
+        ValueClass::StrList => (FieldKind::Multi, Conv::StrList),
+        ValueClass::Bool => (FieldKind::Flag, Conv::Bool),
+        ValueClass::Int if products => (FieldKind::Categorical, Conv::Int),
+        ValueClass::Int => (FieldKind::Numeric, Conv::NumInt),
+        ValueClass::Decimal(s) if !products => (FieldKind::Numeric, Conv::NumDecimal(s)),
+        ValueClass::Float if !products => (FieldKind::Numeric, Conv::NumFloat),
+        ValueClass::Date if !products => (FieldKind::Date, Conv::Date),
+        ValueClass::Timestamp if !products => (FieldKind::Date, Conv::Timestamp),
+        _ => {
+            let supported = if products {
+                "a string, integer, boolean or list of strings (product attributes are categorical)"
+            } else {
+                "a string, list of strings, integer, float, decimal, date, timestamp or boolean"
+            };
+            return Err(wrong_type(
+                table,
+                c,
+                &format!(
+                    "{supported}; leave the column out with exclude = [\"{}\"] in the mapping",
+                    c.source
+                ),
+            ));
+        }
+    };
+    Ok(Plan {
+        name: c.name.clone(),
+        source: c.source.clone(),
+        kind,
+        conv,
+    })
+}
+
+fn customer_plans(table: &Table) -> Result<(Vec<Plan>, Vec<String>)> {
+    let mut plans = Vec::new();
+    let mut stored = Vec::new();
+    for c in &table.columns {
+        let plan = |kind, conv| Plan {
+            name: c.name.clone(),
+            source: c.source.clone(),
+            kind,
+            conv,
+        };
+        match c.name.as_str() {
+            "customer_id" => {}
+            "first_name" | "last_name" | "email" => stored.push(c.name.clone()),
+            "customer_type" | "gender" | "country" | "postal_code" | "home_store_id"
+            | "loyalty_tier" => {
+                plans.push(plan(FieldKind::Categorical, categorical_conv(table, c)?))
+            }
+            "tags" => {
+                if classify(&c.data_type) != ValueClass::StrList {
+                    return Err(wrong_type(table, c, "a list of strings"));
+                }
+                plans.push(plan(FieldKind::Multi, Conv::StrList))
+            }
+            "birth_date" | "registered_at" | "last_contacted_at" | "med_id_expires_on" => {
+                let conv = match classify(&c.data_type) {
+                    ValueClass::Date => Conv::Date,
+                    ValueClass::Timestamp => Conv::Timestamp,
+                    _ => return Err(wrong_type(table, c, "a date or timestamp")),
+                };
+                plans.push(plan(FieldKind::Date, conv))
+            }
+            "loyalty_points_lifetime" | "loyalty_points_spendable" => {
+                let conv = match classify(&c.data_type) {
+                    ValueClass::Int => Conv::NumInt,
+                    ValueClass::Decimal(s) => Conv::NumDecimal(s),
+                    ValueClass::Float => Conv::NumFloat,
+                    _ => return Err(wrong_type(table, c, "a number")),
+                };
+                plans.push(plan(FieldKind::Numeric, conv))
+            }
+            _ => plans.push(custom_plan(table, c, false)?),
+        }
+    }
+    Ok((plans, stored))
+}
+
+fn product_plans(table: &Table) -> Result<(Vec<Plan>, Vec<String>)> {
+    let mut plans = Vec::new();
+    let mut stored = Vec::new();
+    for c in &table.columns {
+        match c.name.as_str() {
+            "product_id" => {}
+            "name" => stored.push(c.name.clone()),
+            "sku" | "brand" | "product_type" | "strain" => plans.push(Plan {
+                name: c.name.clone(),
+                source: c.source.clone(),
+                kind: FieldKind::Categorical,
+                conv: categorical_conv(table, c)?,
+            }),
+            "tags" => {
+                if classify(&c.data_type) != ValueClass::StrList {
+                    return Err(wrong_type(table, c, "a list of strings"));
+                }
+                plans.push(Plan {
+                    name: "product_tag".into(),
+                    source: c.source.clone(),
+                    kind: FieldKind::Multi,
+                    conv: Conv::StrList,
+                })
+            }
+            _ => plans.push(custom_plan(table, c, true)?),
+        }
+    }
+    Ok((plans, stored))
+}
+
+// ---------------------------------------------------------------------------
+// Dictionaries and keys
+
+/// Assigns dense codes to categorical values in first-seen order.
+#[derive(Default)]
+struct Dict {
+    strs: HashMap<String, u32>,
+    ints: HashMap<i64, u32>,
+    values: Vec<Value>,
+}
+
+impl Dict {
+    fn code_str(&mut self, s: &str) -> u32 {
+        if let Some(&c) = self.strs.get(s) {
+            return c;
+        }
+        let c = self.values.len() as u32;
+        self.strs.insert(s.to_string(), c);
+        self.values.push(Value::Str(s.to_string()));
+        c
+    }
+    fn code_int(&mut self, v: i64) -> u32 {
+        *self.ints.entry(v).or_insert_with(|| {
+            self.values.push(Value::Int(v));
+            (self.values.len() - 1) as u32
+        })
+    }
+    fn code_bool(&mut self, b: bool) -> u32 {
+        self.code_int(b as i64)
+    }
+    /// Sorted values and the map old code → position in them.
+    fn finish(mut self, bools: bool) -> (Vec<Value>, Vec<u32>) {
+        if bools {
+            for v in &mut self.values {
+                if let Value::Int(i) = v {
+                    *v = Value::Bool(*i != 0);
+                }
+            }
+        }
+        let mut order: Vec<u32> = (0..self.values.len() as u32).collect();
+        order.sort_by(|&a, &b| self.values[a as usize].cmp(&self.values[b as usize]));
+        let mut remap = vec![0u32; order.len()];
+        for (pos, &old) in order.iter().enumerate() {
+            remap[old as usize] = pos as u32;
+        }
+        let values = order
+            .iter()
+            .map(|&o| self.values[o as usize].clone())
+            .collect();
+        (values, remap)
+    }
+}
+
+/// An id column of one batch.
+enum IdCol {
+    Int(Int64Array),
+    Str(StringArray),
+}
+
+impl IdCol {
+    fn read(batch: &Batch<'_>, i: usize, kind: IdKind, what: &str) -> Result<Self> {
+        let c = col(batch, i);
+        match (kind, classify(c.array.data_type())) {
+            (IdKind::Int, ValueClass::Int) => Ok(IdCol::Int(c.int64()?)),
+            (IdKind::Str, ValueClass::Str) => Ok(IdCol::Str(c.utf8()?)),
+            _ => Err(c
+                .wrong_type(&format!(
+                    "{} ids, like {what}",
+                    if kind == IdKind::Int {
+                        "int64"
+                    } else {
+                        "string"
+                    }
+                ))
+                .into()),
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            IdCol::Int(a) => a.len(),
+            IdCol::Str(a) => a.len(),
+        }
+    }
+    fn is_null(&self, i: usize) -> bool {
+        match self {
+            IdCol::Int(a) => a.is_null(i),
+            IdCol::Str(a) => a.is_null(i),
+        }
+    }
+    fn show(&self, i: usize) -> String {
+        match self {
+            _ if self.is_null(i) => "null".into(),
+            IdCol::Int(a) => a.value(i).to_string(),
+            IdCol::Str(a) => format!("{:?}", a.value(i)),
+        }
+    }
+}
+
+fn id_kind(table: &Table, name: &str) -> Result<IdKind> {
+    let c = table.require(name)?;
+    match classify(&c.data_type) {
+        ValueClass::Int => Ok(IdKind::Int),
+        ValueClass::Str => Ok(IdKind::Str),
+        _ => Err(wrong_type(table, c, "int64 or string ids")),
+    }
+}
+
+/// External id → dense number.
+enum IdMap {
+    Int(HashMap<i64, u32>),
+    Str(HashMap<String, u32>),
+}
+
+impl IdMap {
+    fn new(kind: IdKind) -> Self {
+        match kind {
+            IdKind::Int => IdMap::Int(HashMap::new()),
+            IdKind::Str => IdMap::Str(HashMap::new()),
+        }
+    }
+    fn get(&self, c: &IdCol, i: usize) -> Option<u32> {
+        if c.is_null(i) {
+            return None;
+        }
+        match (self, c) {
+            (IdMap::Int(m), IdCol::Int(a)) => m.get(&a.value(i)).copied(),
+            (IdMap::Str(m), IdCol::Str(a)) => m.get(a.value(i)).copied(),
+            _ => None,
+        }
+    }
+    /// Inserts id `i` of `c` as `n`; false if it was already present.
+    fn insert(&mut self, c: &IdCol, i: usize, n: u32) -> bool {
+        match (self, c) {
+            (IdMap::Int(m), IdCol::Int(a)) => m.insert(a.value(i), n).is_none(),
+            (IdMap::Str(m), IdCol::Str(a)) => m.insert(a.value(i).to_string(), n).is_none(),
+            _ => false,
+        }
+    }
+    /// Id of `i`, inserted as the next number if new.
+    fn get_or_insert(&mut self, c: &IdCol, i: usize) -> u32 {
+        match (self, c) {
+            (IdMap::Int(m), IdCol::Int(a)) => {
+                let n = m.len() as u32;
+                *m.entry(a.value(i)).or_insert(n)
+            }
+            (IdMap::Str(m), IdCol::Str(a)) => {
+                let n = m.len() as u32;
+                if let Some(&v) = m.get(a.value(i)) {
+                    return v;
+                }
+                m.insert(a.value(i).to_string(), n);
+                n
+            }
+            _ => u32::MAX,
+        }
+    }
+}
+
+/// Reads a key column into an id dictionary in row order, refusing nulls
+/// and duplicates. Returns the map and the ids' section bytes.
+fn read_keys(table: &Table, key: &str, kind: IdKind) -> Result<(IdMap, Vec<u8>, Vec<u8>, u32)> {
+    let batches = read_table(table, &[key], |b| IdCol::read(b, 0, kind, "itself"))?;
+    // Re-read positions for errors lazily: keep (file, first_row) per batch.
+    let positions = read_table(table, &[key], |b| Ok((b.file.to_path_buf(), b.first_row)))?;
+    let mut map = IdMap::new(kind);
+    let mut n: u32 = 0;
+    let mut int_vals: Vec<i64> = Vec::new();
+    let mut str_vals: Vec<String> = Vec::new();
+    for (ids, (file, first_row)) in batches.iter().zip(&positions) {
+        for i in 0..ids.len() {
+            let err = |message: &str| {
+                IndexError::Ingest(IngestError::BadValue {
+                    path: file.clone(),
+                    column: table
+                        .column(key)
+                        .map(|c| c.source.clone())
+                        .unwrap_or_default(),
+                    row: first_row + i as u64,
+                    value: ids.show(i),
+                    message: message.to_string(),
+                })
+            };
+            if ids.is_null(i) {
+                return Err(err(&format!("{key} is null")));
+            }
+            if !map.insert(ids, i, n) {
+                return Err(err(&format!("duplicate {key}")));
+            }
+            match ids {
+                IdCol::Int(a) => int_vals.push(a.value(i)),
+                IdCol::Str(a) => str_vals.push(a.value(i).to_string()),
+            }
+            n = n.checked_add(1).ok_or_else(|| {
+                IndexError::Invalid(format!("{}: more than 2^32 rows", table.location.display()))
+            })?;
+        }
+    }
+    let mut values = Vec::new();
+    let mut order: Vec<u32> = (0..n).collect();
+    match kind {
+        IdKind::Int => {
+            for v in &int_vals {
+                values.extend_from_slice(&v.to_le_bytes());
+            }
+            order.par_sort_unstable_by_key(|&r| int_vals[r as usize]);
+        }
+        IdKind::Str => {
+            let mut off = 0u64;
+            values.extend_from_slice(&off.to_le_bytes());
+            for s in &str_vals {
+                off += s.len() as u64;
+                values.extend_from_slice(&off.to_le_bytes());
+            }
+            for s in &str_vals {
+                values.extend_from_slice(s.as_bytes());
+            }
+            order.par_sort_unstable_by(|&a, &b| str_vals[a as usize].cmp(&str_vals[b as usize]));
+        }
+    }
+    let sorted: Vec<u8> = order.iter().flat_map(|r| r.to_le_bytes()).collect();
+    Ok((map, values, sorted, n))
+}
+
+// ---------------------------------------------------------------------------
+// Writing bitmaps and fields
+
+struct Writer {
+    w: SectionWriter,
+    bitmaps: u64,
+    empty: Option<u32>,
+}
+
+impl Writer {
+    fn bitmap(&mut self, b: &Bitmap) -> Result<u32> {
+        if b.is_empty()
+            && let Some(e) = self.empty
+        {
+            return Ok(e);
+        }
+        let id = self.w.add_bitmap(b)?;
+        self.bitmaps += 1;
+        if b.is_empty() {
+            self.empty = Some(id);
+        }
+        Ok(id)
+    }
+    fn rows(&mut self, rows: &[u32]) -> Result<u32> {
+        let b = Bitmap::from_sorted_iter(rows.iter().copied())
+            .map_err(|_| IndexError::Invalid("internal: rows out of order".into()))?;
+        self.bitmap(&b)
+    }
+    fn bytes(&mut self, bytes: &[u8]) -> Result<u32> {
+        Ok(self.w.add(bytes)?)
+    }
+}
+
+/// Builds one field from its normalised batches (row numbers follow batch
+/// order).
+fn write_field(plan: &Plan, batches: &[&Norm], w: &mut Writer) -> Result<Field> {
+    let mut field = Field {
+        name: plan.name.clone(),
+        source: plan.source.clone(),
+        kind: plan.kind,
+        values: Vec::new(),
+        value_sections: Vec::new(),
+        null_section: 0,
+        bsi: None,
+        month_day_sections: Vec::new(),
+        int_values: plan.conv == Conv::Int,
+    };
+    let mut nulls: Vec<u32> = Vec::new();
+    let mut row: u32 = 0;
+    match plan.kind {
+        FieldKind::Categorical | FieldKind::Flag | FieldKind::Multi => {
+            let mut dict = Dict::default();
+            let mut rows: Vec<Vec<u32>> = Vec::new();
+            let mut add = |code: u32, row: u32| {
+                if rows.len() <= code as usize {
+                    rows.resize_with(code as usize + 1, Vec::new);
+                }
+                let v = &mut rows[code as usize];
+                if v.last() != Some(&row) {
+                    v.push(row);
+                }
+            };
+            for norm in batches {
+                match norm {
+                    Norm::Str(a) => {
+                        for i in 0..a.len() {
+                            if a.is_null(i) {
+                                nulls.push(row);
+                            } else {
+                                add(dict.code_str(a.value(i)), row);
+                            }
+                            row += 1;
+                        }
+                    }
+                    Norm::Int(a) => {
+                        for i in 0..a.len() {
+                            if a.is_null(i) {
+                                nulls.push(row);
+                            } else {
+                                add(dict.code_int(a.value(i)), row);
+                            }
+                            row += 1;
+                        }
+                    }
+                    Norm::Bool(a) => {
+                        for i in 0..a.len() {
+                            if a.is_null(i) {
+                                nulls.push(row);
+                            } else {
+                                add(dict.code_bool(a.value(i)), row);
+                            }
+                            row += 1;
+                        }
+                    }
+                    Norm::List(a) => {
+                        let strings = a.values().as_any().downcast_ref::<StringArray>();
+                        let offsets = a.value_offsets();
+                        for i in 0..a.len() {
+                            let mut any = false;
+                            if !a.is_null(i)
+                                && let Some(s) = strings
+                            {
+                                for j in offsets[i] as usize..offsets[i + 1] as usize {
+                                    if !s.is_null(j) {
+                                        add(dict.code_str(s.value(j)), row);
+                                        any = true;
+                                    }
+                                }
+                            }
+                            if !any {
+                                nulls.push(row);
+                            }
+                            row += 1;
+                        }
+                    }
+                    _ => return Err(IndexError::Invalid("internal: categorical norm".into())),
+                }
+            }
+            let (values, remap) = dict.finish(plan.kind == FieldKind::Flag);
+            let mut sections = vec![0u32; values.len()];
+            for (old, rows) in rows.iter_mut().enumerate() {
+                if plan.kind == FieldKind::Multi {
+                    rows.sort_unstable();
+                    rows.dedup();
+                }
+                sections[remap[old] as usize] = w.rows(rows)?;
+            }
+            field.values = values;
+            field.value_sections = sections;
+        }
+        FieldKind::Numeric | FieldKind::Date => {
+            let mut keys: Vec<(u32, i128)> = Vec::new();
+            let mut md: Vec<Vec<u32>> = if plan.kind == FieldKind::Date {
+                vec![Vec::new(); 366]
+            } else {
+                Vec::new()
+            };
+            for norm in batches {
+                let n = match norm {
+                    Norm::Int(a) => a.len(),
+                    Norm::Dec(v) => v.len(),
+                    Norm::Float(v) => v.len(),
+                    Norm::Days(v) => v.len(),
+                    _ => return Err(IndexError::Invalid("internal: numeric norm".into())),
+                };
+                for i in 0..n {
+                    let key: Option<i128> = match norm {
+                        Norm::Int(a) => (!a.is_null(i)).then(|| a.value(i) as i128),
+                        Norm::Dec(v) => v[i],
+                        Norm::Float(v) => {
+                            v[i].filter(|x| !x.is_nan()).map(|x| float_key(x) as i128)
+                        }
+                        Norm::Days(v) => v[i].map(|d| d as i128),
+                        _ => None,
+                    };
+                    match key {
+                        None => nulls.push(row),
+                        Some(k) => {
+                            keys.push((row, k));
+                            if plan.kind == FieldKind::Date {
+                                let d = date_of(k as i32);
+                                md[month_day_slot(d.month(), d.day())].push(row);
+                            }
+                        }
+                    }
+                    row += 1;
+                }
+            }
+            let min = keys.iter().map(|k| k.1).min().unwrap_or(0);
+            let max = keys.iter().map(|k| k.1).max().unwrap_or(0);
+            let encoding = match plan.conv {
+                Conv::NumFloat => NumEncoding::Float { base: min as u64 },
+                Conv::NumDecimal(scale) => NumEncoding::Decimal {
+                    base: i64::try_from(min).map_err(|_| too_wide(plan))?,
+                    scale,
+                },
+                _ => NumEncoding::Int {
+                    base: i64::try_from(min).map_err(|_| too_wide(plan))?,
+                },
+            };
+            if !matches!(plan.conv, Conv::NumFloat) && i64::try_from(max).is_err() {
+                return Err(too_wide(plan));
+            }
+            let mut b = BsiBuilder::new();
+            for (r, k) in keys {
+                b.push(r, (k - min) as u64);
+            }
+            let bsi = b.build();
+            let slices = bsi
+                .slices
+                .iter()
+                .map(|s| w.bitmap(s))
+                .collect::<Result<Vec<_>>>()?;
+            let exists = w.bitmap(&bsi.exists)?;
+            field.bsi = Some(BsiMeta {
+                encoding,
+                slices,
+                exists,
+            });
+            if plan.kind == FieldKind::Date {
+                field.month_day_sections = md.iter().map(|r| w.rows(r)).collect::<Result<_>>()?;
+            }
+        }
+    }
+    field.null_section = w.rows(&nulls)?;
+    Ok(field)
+}
+
+fn too_wide(plan: &Plan) -> IndexError {
+    IndexError::Invalid(format!(
+        "column `{}`: a value does not fit in 64 bits at the column's scale",
+        plan.source
+    ))
+}
+
+/// Reads a table's planned columns and writes their fields.
+fn index_table(
+    table: &Table,
+    plans: &[Plan],
+    zone: &Zone,
+    w: &mut Writer,
+    rows: u32,
+) -> Result<Vec<Field>> {
+    if plans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<&str> = plans
+        .iter()
+        .map(|p| {
+            table
+                .columns
+                .iter()
+                .find(|c| c.source == p.source)
+                .map(|c| c.name.as_str())
+                .unwrap_or(p.name.as_str())
+        })
+        .collect();
+    let batches: Vec<Vec<Norm>> = read_table(table, &names, |b| {
+        plans
+            .iter()
+            .enumerate()
+            .map(|(i, p)| normalize(b, i, p.conv, zone))
+            .collect()
+    })?;
+    let total: usize = batches.iter().map(|b| b.first().map_or(0, norm_len)).sum();
+    if total != rows as usize {
+        return Err(IndexError::Invalid(format!(
+            "{}: row count changed while reading",
+            table.location.display()
+        )));
+    }
+    plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let cols: Vec<&Norm> = batches.iter().map(|b| &b[i]).collect();
+            write_field(p, &cols, w)
+        })
+        .collect()
+}
+
+fn norm_len(n: &Norm) -> usize {
+    match n {
+        Norm::Str(a) => a.len(),
+        Norm::Int(a) => a.len(),
+        Norm::Bool(a) => a.len(),
+        Norm::List(a) => a.len(),
+        Norm::Dec(v) => v.len(),
+        Norm::Float(v) => v.len(),
+        Norm::Days(v) => v.len(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Orders and lines
+
+#[derive(Clone, Copy)]
+struct OrderRec {
+    cust: u32,
+    key: u32,
+    day: i32,
+    ns: i64,
+    attrs: [u32; 4],
+}
+
+#[derive(Clone, Copy)]
+struct LineRec {
+    order: u32,
+    product: u32,
+    qty: i64,
+    cents: i64,
+}
+
+/// Skipped lines by reason, with the first example of each.
+#[derive(Default)]
+struct Skips {
+    counts: BTreeMap<&'static str, u64>,
+    first: BTreeMap<&'static str, String>,
+    null_totals: u64,
+    null_quantities: u64,
+}
+
+impl Skips {
+    fn skip(
+        &mut self,
+        reason: &'static str,
+        batch: &Batch<'_>,
+        row: usize,
+        column: usize,
+        value: String,
+    ) {
+        *self.counts.entry(reason).or_default() += 1;
+        self.first.entry(reason).or_insert_with(|| {
+            format!(
+                "{}: column `{}`, row {}: {reason} (value {value})",
+                batch.file.display(),
+                batch.source(column),
+                batch.first_row + row as u64
+            )
+        });
+    }
+    fn merge(&mut self, other: Skips) {
+        for (k, v) in other.counts {
+            *self.counts.entry(k).or_default() += v;
+        }
+        for (k, v) in other.first {
+            self.first.entry(k).or_insert(v);
+        }
+        self.null_totals += other.null_totals;
+        self.null_quantities += other.null_quantities;
+    }
+}
+
+const UNKNOWN_ORDER: &str = "unknown order_id";
+const UNKNOWN_CUSTOMER: &str = "unknown customer_id";
+const UNKNOWN_PRODUCT: &str = "unknown product_id";
+const NULL_ORDERED_AT: &str = "null ordered_at";
+
+/// Order attributes present in a table: (attr index, column name, conv).
+fn order_attr_columns(table: &Table) -> Result<Vec<(usize, &'static str, Conv)>> {
+    let mut out = Vec::new();
+    for (a, name) in ORDER_ATTR_COLUMNS.iter().enumerate() {
+        if let Some(c) = table.column(name) {
+            out.push((a, *name, categorical_conv(table, c)?));
+        }
+    }
+    Ok(out)
+}
+
+fn code_attr(dict: &mut Dict, norm: &Norm, i: usize) -> u32 {
+    match norm {
+        Norm::Str(a) if !a.is_null(i) => dict.code_str(a.value(i)),
+        Norm::Int(a) if !a.is_null(i) => dict.code_int(a.value(i)),
+        _ => u32::MAX,
+    }
+}
+
+struct Purchases {
+    orders: Vec<OrderRec>,
+    lines: Vec<LineRec>,
+    attr_dicts: [Dict; 4],
+    skips: Skips,
+}
+
+fn read_normalized(
+    orders_t: &Table,
+    lines_t: &Table,
+    customers: &IdMap,
+    cust_kind: IdKind,
+    products: &IdMap,
+    prod_kind: IdKind,
+    zone: &Zone,
+) -> Result<Purchases> {
+    let order_kind = id_kind(orders_t, "order_id")?;
+    let attrs = order_attr_columns(orders_t)?;
+    let mut names = vec!["order_id", "customer_id", "ordered_at"];
+    names.extend(attrs.iter().map(|a| a.1));
+    let batches = read_table(orders_t, &names, |b| {
+        let ids = IdCol::read(b, 0, order_kind, "order_id")?;
+        let cust = IdCol::read(b, 1, cust_kind, "customers.customer_id")?;
+        let ns = col(b, 2).instants_ns()?;
+        let norms = attrs
+            .iter()
+            .enumerate()
+            .map(|(k, a)| normalize(b, 3 + k, a.2, zone))
+            .collect::<Result<Vec<_>>>()?;
+        let days: Vec<Option<i32>> = ns.iter().map(|v| v.map(|t| zone.local_day(t))).collect();
+        let custs: Vec<u32> = (0..cust.len())
+            .map(|i| customers.get(&cust, i).unwrap_or(u32::MAX))
+            .collect();
+        Ok((
+            b.file.to_path_buf(),
+            b.first_row,
+            b.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            ids,
+            custs,
+            ns,
+            days,
+            norms,
+        ))
+    })?;
+    let mut order_map = IdMap::new(order_kind);
+    let mut orders: Vec<OrderRec> = Vec::new();
+    let mut attr_dicts: [Dict; 4] = Default::default();
+    // Orders that cannot hold lines: unknown customer or null instant.
+    let mut order_flaw: Vec<Option<&'static str>> = Vec::new();
+    for (file, first_row, sources, ids, custs, ns, days, norms) in &batches {
+        for i in 0..ids.len() {
+            if ids.is_null(i) || !order_map.insert(ids, i, orders.len() as u32) {
+                return Err(IndexError::Ingest(IngestError::BadValue {
+                    path: file.clone(),
+                    column: sources[0].clone(),
+                    row: first_row + i as u64,
+                    value: ids.show(i),
+                    message: if ids.is_null(i) {
+                        "order_id is null"
+                    } else {
+                        "duplicate order_id"
+                    }
+                    .into(),
+                }));
+            }
+            let mut a4 = [u32::MAX; 4];
+            for (k, a) in attrs.iter().enumerate() {
+                a4[a.0] = code_attr(&mut attr_dicts[a.0], &norms[k], i);
+            }
+            let flaw = if custs[i] == u32::MAX {
+                Some(UNKNOWN_CUSTOMER)
+            } else if ns[i].is_none() {
+                Some(NULL_ORDERED_AT)
+            } else {
+                None
+            };
+            order_flaw.push(flaw);
+            orders.push(OrderRec {
+                cust: custs[i],
+                key: orders.len() as u32,
+                day: days[i].unwrap_or(0),
+                ns: ns[i].unwrap_or(0),
+                attrs: a4,
+            });
+        }
+    }
+    drop(batches);
+    let parts = read_table(
+        lines_t,
+        &["order_id", "product_id", "quantity", "line_total"],
+        |b| {
+            let ids = IdCol::read(b, 0, order_kind, "orders.order_id")?;
+            let prods = IdCol::read(b, 1, prod_kind, "products.product_id")?;
+            let qty = col(b, 2).int64()?;
+            let cents = col(b, 3).cents()?;
+            let mut skips = Skips::default();
+            let mut out = Vec::with_capacity(ids.len());
+            for (i, &line_cents) in cents.iter().enumerate() {
+                let Some(o) = order_map.get(&ids, i) else {
+                    skips.skip(UNKNOWN_ORDER, b, i, 0, ids.show(i));
+                    continue;
+                };
+                if let Some(flaw) = order_flaw[o as usize] {
+                    skips.skip(flaw, b, i, 0, ids.show(i));
+                    continue;
+                }
+                let Some(p) = products.get(&prods, i) else {
+                    skips.skip(UNKNOWN_PRODUCT, b, i, 1, prods.show(i));
+                    continue;
+                };
+                if qty.is_null(i) {
+                    skips.null_quantities += 1;
+                }
+                if line_cents.is_none() {
+                    skips.null_totals += 1;
+                }
+                out.push(LineRec {
+                    order: o,
+                    product: p,
+                    qty: if qty.is_null(i) { 0 } else { qty.value(i) },
+                    cents: line_cents.unwrap_or(0),
+                });
+            }
+            Ok((out, skips))
+        },
+    )?;
+    let mut skips = Skips::default();
+    let mut lines = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+    for (l, s) in parts {
+        lines.extend_from_slice(&l);
+        skips.merge(s);
+    }
+    Ok(Purchases {
+        orders,
+        lines,
+        attr_dicts,
+        skips,
+    })
+}
+
+fn read_denormalized(
+    lines_t: &Table,
+    customers: &IdMap,
+    cust_kind: IdKind,
+    products: &IdMap,
+    prod_kind: IdKind,
+    zone: &Zone,
+) -> Result<Purchases> {
+    lines_t.require("customer_id")?;
+    lines_t.require("ordered_at")?;
+    let order_kind = id_kind(lines_t, "order_id")?;
+    let attrs = order_attr_columns(lines_t)?;
+    let mut names = vec![
+        "order_id",
+        "product_id",
+        "quantity",
+        "line_total",
+        "customer_id",
+        "ordered_at",
+    ];
+    names.extend(attrs.iter().map(|a| a.1));
+    struct Part {
+        ids: IdCol,
+        cust: Vec<u32>,
+        ns: Vec<Option<i64>>,
+        days: Vec<i32>,
+        prod: Vec<u32>,
+        qty: Int64Array,
+        cents: Vec<Option<i64>>,
+        norms: Vec<Norm>,
+        keep: Vec<bool>,
+        skips: Skips,
+    }
+    let parts = read_table(lines_t, &names, |b| {
+        let ids = IdCol::read(b, 0, order_kind, "order_id")?;
+        let prods = IdCol::read(b, 1, prod_kind, "products.product_id")?;
+        let qty = col(b, 2).int64()?;
+        let cents = col(b, 3).cents()?;
+        let custs = IdCol::read(b, 4, cust_kind, "customers.customer_id")?;
+        let ns = col(b, 5).instants_ns()?;
+        let norms = attrs
+            .iter()
+            .enumerate()
+            .map(|(k, a)| normalize(b, 6 + k, a.2, zone))
+            .collect::<Result<Vec<_>>>()?;
+        let n = ids.len();
+        let mut skips = Skips::default();
+        let mut keep = vec![false; n];
+        let mut cust = vec![u32::MAX; n];
+        let mut prod = vec![u32::MAX; n];
+        for i in 0..n {
+            if ids.is_null(i) {
+                skips.skip(UNKNOWN_ORDER, b, i, 0, ids.show(i));
+                continue;
+            }
+            let Some(c) = customers.get(&custs, i) else {
+                skips.skip(UNKNOWN_CUSTOMER, b, i, 4, custs.show(i));
+                continue;
+            };
+            if ns[i].is_none() {
+                skips.skip(NULL_ORDERED_AT, b, i, 5, "null".into());
+                continue;
+            }
+            let Some(p) = products.get(&prods, i) else {
+                skips.skip(UNKNOWN_PRODUCT, b, i, 1, prods.show(i));
+                continue;
+            };
+            if qty.is_null(i) {
+                skips.null_quantities += 1;
+            }
+            if cents[i].is_none() {
+                skips.null_totals += 1;
+            }
+            keep[i] = true;
+            cust[i] = c;
+            prod[i] = p;
+        }
+        let days = ns
+            .iter()
+            .map(|v| v.map_or(0, |t| zone.local_day(t)))
+            .collect();
+        Ok(Part {
+            ids,
+            cust,
+            ns,
+            days,
+            prod,
+            qty,
+            cents,
+            norms,
+            keep,
+            skips,
+        })
+    })?;
+    let mut keys = IdMap::new(order_kind);
+    let mut groups: HashMap<(u32, u32, i64, [u32; 4]), u32> = HashMap::new();
+    let mut orders = Vec::new();
+    let mut lines = Vec::new();
+    let mut attr_dicts: [Dict; 4] = Default::default();
+    let mut skips = Skips::default();
+    for part in parts {
+        for i in 0..part.ids.len() {
+            if !part.keep[i] {
+                continue;
+            }
+            let key = keys.get_or_insert(&part.ids, i);
+            let mut a4 = [u32::MAX; 4];
+            for (k, a) in attrs.iter().enumerate() {
+                a4[a.0] = code_attr(&mut attr_dicts[a.0], &part.norms[k], i);
+            }
+            let ns = part.ns[i].unwrap_or(0);
+            let next = orders.len() as u32;
+            let o = *groups.entry((part.cust[i], key, ns, a4)).or_insert(next);
+            if o == next {
+                orders.push(OrderRec {
+                    cust: part.cust[i],
+                    key,
+                    day: part.days[i],
+                    ns,
+                    attrs: a4,
+                });
+            }
+            lines.push(LineRec {
+                order: o,
+                product: part.prod[i],
+                qty: if part.qty.is_null(i) {
+                    0
+                } else {
+                    part.qty.value(i)
+                },
+                cents: part.cents[i].unwrap_or(0),
+            });
+        }
+        skips.merge(part.skips);
+    }
+    Ok(Purchases {
+        orders,
+        lines,
+        attr_dicts,
+        skips,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The whole build
+
+fn write_index(
+    sources: &Sources,
+    dir: &Path,
+    zone: &Zone,
+    opts: &BuildOptions,
+    progress: &(dyn Fn(&str) + Sync),
+    started: Instant,
+) -> Result<BuildSummary> {
+    let data_path = dir.join("index.seg");
+    let mut w = Writer {
+        w: SectionWriter::create(&data_path)?,
+        bitmaps: 0,
+        empty: None,
+    };
+    let mut summary = BuildSummary::default();
+    for t in [
+        Some(&sources.customers),
+        sources.orders.as_ref(),
+        Some(&sources.order_lines),
+        Some(&sources.products),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        summary.rows_read.insert(t.kind.name().to_string(), t.rows);
+    }
+
+    // Products.
+    progress("reading products");
+    let prod_kind = id_kind(&sources.products, "product_id")?;
+    let (products, prod_vals, prod_sorted, n_products) =
+        read_keys(&sources.products, "product_id", prod_kind)?;
+    let (pplans, _pstored) = product_plans(&sources.products)?;
+    let product_fields = index_table(&sources.products, &pplans, zone, &mut w, n_products)?;
+    let product_ids = IdsMeta {
+        kind: prod_kind,
+        values: w.bytes(&prod_vals)?,
+        sorted: w.bytes(&prod_sorted)?,
+        count: n_products,
+    };
+    drop((prod_vals, prod_sorted));
+
+    // Customers.
+    progress("reading customers");
+    let cust_kind = id_kind(&sources.customers, "customer_id")?;
+    let (customers, cust_vals, cust_sorted, n_customers) =
+        read_keys(&sources.customers, "customer_id", cust_kind)?;
+    let (cplans, stored_only) = customer_plans(&sources.customers)?;
+    let customer_fields = index_table(&sources.customers, &cplans, zone, &mut w, n_customers)?;
+    let customer_ids = IdsMeta {
+        kind: cust_kind,
+        values: w.bytes(&cust_vals)?,
+        sorted: w.bytes(&cust_sorted)?,
+        count: n_customers,
+    };
+    drop((cust_vals, cust_sorted));
+
+    // Orders and lines.
+    progress("reading orders and lines");
+    let p = match &sources.orders {
+        Some(orders_t) => read_normalized(
+            orders_t,
+            &sources.order_lines,
+            &customers,
+            cust_kind,
+            &products,
+            prod_kind,
+            zone,
+        )?,
+        None => read_denormalized(
+            &sources.order_lines,
+            &customers,
+            cust_kind,
+            &products,
+            prod_kind,
+            zone,
+        )?,
+    };
+    drop((customers, products));
+    if opts.strict && !p.skips.counts.is_empty() {
+        let first: Vec<&String> = p.skips.first.values().collect();
+        return Err(IndexError::Invalid(format!(
+            "--strict: {} (and {} such lines in all)",
+            first[0],
+            p.skips.counts.values().sum::<u64>()
+        )));
+    }
+    summary.lines_skipped = p
+        .skips
+        .counts
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    summary.null_line_totals = p.skips.null_totals;
+    summary.null_quantities = p.skips.null_quantities;
+
+    progress("sorting purchases");
+    let attr_table = sources.orders.as_ref().unwrap_or(&sources.order_lines);
+    let attr_present: Vec<bool> = ORDER_ATTR_COLUMNS
+        .iter()
+        .map(|c| attr_table.column(c).is_some())
+        .collect();
+    let Purchases {
+        mut orders,
+        mut lines,
+        attr_dicts,
+        ..
+    } = p;
+    // Order attribute dictionaries, sorted.
+    let mut attr_values = Vec::new();
+    let mut attr_remaps = Vec::new();
+    for d in attr_dicts {
+        let (v, r) = d.finish(false);
+        attr_values.push(v);
+        attr_remaps.push(r);
+    }
+    // Renumber orders by (customer, key, instant, attributes) and sort lines
+    // by order, so each customer's orders and lines are contiguous.
+    let mut perm: Vec<u32> = (0..orders.len() as u32).collect();
+    perm.par_sort_unstable_by_key(|&o| {
+        let r = &orders[o as usize];
+        (r.cust, r.key, r.ns, r.attrs)
+    });
+    let mut new_of = vec![0u32; orders.len()];
+    for (new, &old) in perm.iter().enumerate() {
+        new_of[old as usize] = new as u32;
+    }
+    let sorted_orders: Vec<OrderRec> = perm.iter().map(|&o| orders[o as usize]).collect();
+    orders.clear();
+    orders.shrink_to_fit();
+    drop(perm);
+    lines
+        .par_iter_mut()
+        .for_each(|l| l.order = new_of[l.order as usize]);
+    drop(new_of);
+    lines.par_sort_unstable_by_key(|l| l.order);
+    let orders = sorted_orders;
+
+    progress("writing purchases");
+    let (first_day, last_day) = lines
+        .iter()
+        .map(|l| orders[l.order as usize].day)
+        .fold((i32::MAX, i32::MIN), |(a, b), d| (a.min(d), b.max(d)));
+    let first_day = if lines.is_empty() { 0 } else { first_day };
+    let n_days = if lines.is_empty() {
+        0
+    } else {
+        (last_day - first_day + 1) as usize
+    };
+    let month_table: Vec<i32> = (0..n_days)
+        .map(|i| month_of(first_day + i as i32))
+        .collect();
+
+    let mut prod_all: Vec<Vec<u32>> = vec![Vec::new(); n_products as usize];
+    let mut prod_month: HashMap<(u32, i32), Vec<u32>> = HashMap::new();
+    let mut any_day: Vec<Vec<u32>> = vec![Vec::new(); n_days];
+    let mut any_all: Vec<u32> = Vec::new();
+    let mut attr_rows: Vec<Vec<Vec<u32>>> = attr_values
+        .iter()
+        .map(|v| vec![Vec::new(); v.len()])
+        .collect();
+    let mut attr_nulls: Vec<Vec<u32>> = vec![Vec::new(); 4];
+    let push = |v: &mut Vec<u32>, row: u32| {
+        if v.last() != Some(&row) {
+            v.push(row);
+        }
+    };
+
+    let n_chunks = n_customers.div_ceil(CHUNK_ROWS) as usize;
+    let mut chunk_sections = Vec::with_capacity(n_chunks);
+    let mut kept_orders = 0u64;
+    let mut li = 0usize; // next line
+    let mut oi = 0usize; // next order
+    for c in 0..n_chunks {
+        let lo = c as u32 * CHUNK_ROWS;
+        let hi = (lo + CHUNK_ROWS).min(n_customers);
+        let mut cw = ChunkWriter::default();
+        for row in lo..hi {
+            cw.cust_start.push(cw.order_day.len() as i64);
+            while oi < orders.len() && orders[oi].cust == row {
+                let o = &orders[oi];
+                let start = li;
+                while li < lines.len() && lines[li].order as usize == oi {
+                    li += 1;
+                }
+                if li > start {
+                    kept_orders += 1;
+                    cw.order_line_start.push(cw.line_product.len() as i64);
+                    cw.order_day.push(o.day as i64);
+                    cw.order_ns.push(o.ns);
+                    cw.order_key.push(o.key as i64);
+                    let day_i = (o.day - first_day) as usize;
+                    push(&mut any_day[day_i], row);
+                    push(&mut any_all, row);
+                    for a in 0..4 {
+                        let code = o.attrs[a];
+                        if code == u32::MAX {
+                            cw.order_attr[a].push(NULL_VALUE);
+                            push(&mut attr_nulls[a], row);
+                        } else {
+                            let v = attr_remaps[a][code as usize];
+                            cw.order_attr[a].push(v as i64);
+                            push(&mut attr_rows[a][v as usize], row);
+                        }
+                    }
+                    let month = month_table[day_i];
+                    for l in &lines[start..li] {
+                        cw.line_product.push(l.product as i64);
+                        cw.line_qty.push(l.qty);
+                        cw.line_cents.push(l.cents);
+                        push(&mut prod_all[l.product as usize], row);
+                        push(prod_month.entry((l.product, month)).or_default(), row);
+                    }
+                } else {
+                    summary.orders_without_lines += 1;
+                }
+                oi += 1;
+            }
+        }
+        cw.cust_start.push(cw.order_day.len() as i64);
+        cw.order_line_start.push(cw.line_product.len() as i64);
+        chunk_sections.push(w.bytes(&cw.encode())?);
+    }
+    // Orders of unknown customers sort last (cust = u32::MAX); lines of such
+    // orders were skipped, so they are orders without lines.
+    summary.orders_without_lines +=
+        orders[oi..].iter().filter(|o| o.cust != u32::MAX).count() as u64;
+    let n_lines = lines.len() as u64;
+    drop(lines);
+    drop(orders);
+
+    progress("writing purchase bitmaps");
+    let mut all_time_sections = Vec::with_capacity(n_products as usize * 4);
+    for rows in &prod_all {
+        all_time_sections.extend_from_slice(&w.rows(rows)?.to_le_bytes());
+    }
+    drop(prod_all);
+    let mut by_product: Vec<Vec<(i32, Vec<u32>)>> = vec![Vec::new(); n_products as usize];
+    for ((p, m), rows) in prod_month {
+        by_product[p as usize].push((m, rows));
+    }
+    let mut month_index: Vec<u8> = Vec::new();
+    let mut entries: Vec<u8> = Vec::new();
+    let mut count = 0u32;
+    for months in &mut by_product {
+        month_index.extend_from_slice(&count.to_le_bytes());
+        months.sort_by_key(|e| e.0);
+        for (m, rows) in months.iter() {
+            let s = w.rows(rows)?;
+            entries.extend_from_slice(&m.to_le_bytes());
+            entries.extend_from_slice(&s.to_le_bytes());
+            count += 1;
+        }
+    }
+    month_index.extend_from_slice(&count.to_le_bytes());
+    month_index.extend_from_slice(&entries);
+    drop(by_product);
+    let product_all_time = w.bytes(&all_time_sections)?;
+    let product_months = w.bytes(&month_index)?;
+    let any_day_sections = any_day
+        .iter()
+        .map(|r| w.rows(r))
+        .collect::<Result<Vec<_>>>()?;
+    let any_all_time = w.rows(&any_all)?;
+    let mut order_attrs = Vec::new();
+    for a in 0..4 {
+        let value_sections = attr_rows[a]
+            .iter()
+            .map(|r| w.rows(r))
+            .collect::<Result<Vec<_>>>()?;
+        let int_values = attr_values[a].iter().any(|v| matches!(v, Value::Int(_)));
+        order_attrs.push(Field {
+            name: ORDER_ATTRS[a].to_string(),
+            source: if attr_present[a] {
+                ORDER_ATTR_COLUMNS[a].to_string()
+            } else {
+                String::new()
+            },
+            kind: FieldKind::Categorical,
+            values: std::mem::take(&mut attr_values[a]),
+            value_sections,
+            null_section: w.rows(&attr_nulls[a])?,
+            bsi: None,
+            month_day_sections: Vec::new(),
+            int_values,
+        });
+    }
+
+    summary.fields = (customer_fields.len() + product_fields.len() + order_attrs.len()) as u64;
+    summary.bitmaps = w.bitmaps;
+    summary.seconds = started.elapsed().as_secs_f64();
+    let meta = Meta {
+        timezone: zone.name().to_string(),
+        customers: n_customers,
+        products: n_products,
+        orders: kept_orders,
+        lines: n_lines,
+        customer_ids,
+        product_ids,
+        customer_fields,
+        stored_only,
+        product_fields,
+        purchases: PurchasesMeta {
+            chunks: chunk_sections,
+            product_all_time,
+            product_months,
+            first_day,
+            any_day: any_day_sections,
+            any_all_time,
+            order_attrs,
+        },
+        summary: summary.clone(),
+    };
+    let meta_json = serde_json::to_vec(&meta).map_err(|e| IndexError::Invalid(e.to_string()))?;
+    let meta_section = w.bytes(&meta_json)?;
+    let data_bytes = w.w.finish()?;
+    let manifest = Manifest {
+        format: FORMAT_NAME.into(),
+        format_version: FORMAT_VERSION,
+        data_file: "index.seg".into(),
+        data_bytes,
+        meta_section,
+        written_by: format!("segdex {}", env!("CARGO_PKG_VERSION")),
+    };
+    let mpath = dir.join("manifest.json");
+    let text =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| IndexError::Invalid(e.to_string()))?;
+    std::fs::write(&mpath, text).map_err(|e| io_err(&mpath, e))?;
+    std::fs::File::open(&mpath)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(&mpath, e))?;
+    Ok(summary)
+}

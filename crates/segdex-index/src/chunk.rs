@@ -1,0 +1,234 @@
+//! The line store of one chunk of 2^16 customers: their orders and lines,
+//! sorted by customer, as packed columns in one checked section.
+//!
+//! An order here is the group of lines of one customer that share order id,
+//! instant and order attributes (in a denormalized lines table each line's
+//! own values are used). Orders of a customer are sorted by order key, so
+//! counting distinct order ids is counting changes of key.
+
+use crate::packed::{self, Packed};
+
+/// The order attributes, as named in `where`.
+pub const ORDER_ATTRS: [&str; 4] = ["store", "payment_method", "offer_code", "channel"];
+/// The canonical columns they are read from.
+pub const ORDER_ATTR_COLUMNS: [&str; 4] = ["store_id", "payment_method", "offer_code", "channel"];
+/// The value id that stands for null in order attribute columns.
+pub const NULL_VALUE: i64 = -1;
+
+const MAGIC: &[u8; 8] = b"SGDXCHK1";
+const COLUMNS: usize = 12;
+
+/// Builds one chunk's section bytes.
+#[derive(Debug, Default)]
+pub struct ChunkWriter {
+    /// Index of each customer's first order (len = customers + 1 when done).
+    pub cust_start: Vec<i64>,
+    /// Local day number of each order.
+    pub order_day: Vec<i64>,
+    /// Instant (ns since epoch, UTC) of each order.
+    pub order_ns: Vec<i64>,
+    /// Dense id of each order's external order id.
+    pub order_key: Vec<i64>,
+    /// Value ids of the order attributes ([`NULL_VALUE`] = null).
+    pub order_attr: [Vec<i64>; 4],
+    /// Index of each order's first line (len = orders + 1 when done).
+    pub order_line_start: Vec<i64>,
+    /// Product number of each line.
+    pub line_product: Vec<i64>,
+    /// Quantity of each line.
+    pub line_qty: Vec<i64>,
+    /// line_total in cents of each line.
+    pub line_cents: Vec<i64>,
+}
+
+impl ChunkWriter {
+    /// Encodes the chunk.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        for col in [
+            &self.cust_start,
+            &self.order_day,
+            &self.order_ns,
+            &self.order_key,
+            &self.order_attr[0],
+            &self.order_attr[1],
+            &self.order_attr[2],
+            &self.order_attr[3],
+            &self.order_line_start,
+            &self.line_product,
+            &self.line_qty,
+            &self.line_cents,
+        ] {
+            packed::encode(col, &mut out);
+        }
+        out
+    }
+}
+
+/// One chunk's line store, read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkView<'a> {
+    cols: [Packed<'a>; COLUMNS],
+    customers: usize,
+    orders: usize,
+    lines: usize,
+}
+
+/// One order of a customer, as seen by an evaluator.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderRef<'a> {
+    view: &'a ChunkView<'a>,
+    i: usize,
+}
+
+impl<'a> ChunkView<'a> {
+    /// Parses a chunk section; `None` if its structure is inconsistent.
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        Self::parse_with(bytes, true)
+    }
+
+    /// Parses a chunk section; with `check`, also verifies that its offsets
+    /// are monotone and in range (O(size); done once per chunk by
+    /// [`crate::Index`]).
+    pub fn parse_with(bytes: &'a [u8], check: bool) -> Option<Self> {
+        let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
+        let mut cols = Vec::with_capacity(COLUMNS);
+        for _ in 0..COLUMNS {
+            let (p, r) = Packed::parse(rest)?;
+            cols.push(p);
+            rest = r;
+        }
+        let cols: [Packed<'a>; COLUMNS] = cols.try_into().ok()?;
+        let customers = cols[0].len().checked_sub(1)?;
+        let orders = cols[1].len();
+        let lines = cols[9].len();
+        if cols[2..8].iter().any(|c| c.len() != orders)
+            || cols[8].len() != orders + 1
+            || cols[10].len() != lines
+            || cols[11].len() != lines
+        {
+            return None;
+        }
+        // Offsets must be monotone and in range, so evaluation cannot index
+        // outside the columns.
+        if cols[0].get(customers) as usize != orders || cols[8].get(orders) as usize != lines {
+            return None;
+        }
+        let monotone = |c: &Packed, end: usize| {
+            c.get(0) == 0
+                && c.get(c.len() - 1) == end as i64
+                && (1..c.len()).all(|i| c.get(i - 1) <= c.get(i))
+        };
+        if check && (!monotone(&cols[0], orders) || !monotone(&cols[8], lines)) {
+            return None;
+        }
+        Some(Self {
+            cols,
+            customers,
+            orders,
+            lines,
+        })
+    }
+
+    /// Customers in the chunk.
+    pub fn customers(&self) -> usize {
+        self.customers
+    }
+
+    /// Orders in the chunk.
+    pub fn orders(&self) -> usize {
+        self.orders
+    }
+
+    /// Lines in the chunk.
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// The orders of the chunk's `local`-th customer.
+    pub fn orders_of(&'a self, local: usize) -> impl Iterator<Item = OrderRef<'a>> + 'a {
+        let a = self.cols[0].get(local) as usize;
+        let b = self.cols[0].get(local + 1) as usize;
+        (a..b).map(move |i| OrderRef { view: self, i })
+    }
+
+    /// Product numbers of lines, for validation against the product count.
+    pub fn max_product(&self) -> Option<i64> {
+        (0..self.lines).map(|i| self.cols[9].get(i)).max()
+    }
+}
+
+impl OrderRef<'_> {
+    /// Local day number.
+    #[inline]
+    pub fn day(&self) -> i32 {
+        self.view.cols[1].get(self.i) as i32
+    }
+    /// Instant in ns.
+    #[inline]
+    pub fn ns(&self) -> i64 {
+        self.view.cols[2].get(self.i)
+    }
+    /// Dense order key.
+    #[inline]
+    pub fn key(&self) -> i64 {
+        self.view.cols[3].get(self.i)
+    }
+    /// Value id of order attribute `a` (index into [`ORDER_ATTRS`]).
+    #[inline]
+    pub fn attr(&self, a: usize) -> i64 {
+        self.view.cols[4 + a].get(self.i)
+    }
+    /// The order's lines as (product, quantity, cents).
+    #[inline]
+    pub fn lines(&self) -> impl Iterator<Item = (u32, i64, i64)> + '_ {
+        let a = self.view.cols[8].get(self.i) as usize;
+        let b = self.view.cols[8].get(self.i + 1) as usize;
+        let v = self.view;
+        (a..b).map(move |j| {
+            (
+                v.cols[9].get(j) as u32,
+                v.cols[10].get(j),
+                v.cols[11].get(j),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejects_inconsistent_offsets() {
+        let w = ChunkWriter {
+            cust_start: vec![0, 0, 2],
+            order_day: vec![100, 101],
+            order_ns: vec![5, 6],
+            order_key: vec![0, 1],
+            order_attr: [vec![0, 1], vec![-1, -1], vec![-1, 2], vec![0, 0]],
+            order_line_start: vec![0, 1, 3],
+            line_product: vec![7, 8, 9],
+            line_qty: vec![1, 2, 3],
+            line_cents: vec![100, -50, 0],
+        };
+        let bytes = w.encode();
+        let v = ChunkView::parse(&bytes).unwrap();
+        assert_eq!(v.customers(), 2);
+        assert_eq!(v.orders_of(0).count(), 0);
+        let orders: Vec<_> = v.orders_of(1).collect();
+        assert_eq!(orders[1].day(), 101);
+        assert_eq!(orders[1].attr(2), 2);
+        assert_eq!(orders[0].attr(1), NULL_VALUE);
+        assert_eq!(
+            orders[1].lines().collect::<Vec<_>>(),
+            vec![(8, 2, -50), (9, 3, 0)]
+        );
+
+        let mut bad = w;
+        bad.order_line_start = vec![0, 4, 3];
+        assert!(ChunkView::parse(&bad.encode()).is_none());
+        assert!(ChunkView::parse(&bytes[..bytes.len() - 8]).is_none());
+    }
+}

@@ -1,0 +1,349 @@
+//! Opening an index directory and reading from it.
+
+use crate::chunk::{ChunkView, ORDER_ATTRS};
+use crate::model::*;
+use crate::time::Zone;
+use crate::{IndexError, Result};
+use segdex_bitmap::{Bitmap, SectionFile};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// An external customer (or product) id as it appears in the input.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ExternalId {
+    /// An int64 id.
+    Int(i64),
+    /// A string id.
+    Str(String),
+}
+
+impl std::fmt::Display for ExternalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExternalId::Int(i) => write!(f, "{i}"),
+            ExternalId::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Per product offsets into (month, bitmap section) entries.
+type ProductMonths = (Vec<u32>, Vec<(i32, u32)>);
+
+/// An opened, memory-mapped index.
+pub struct Index {
+    dir: PathBuf,
+    file: SectionFile,
+    meta: Meta,
+    zone: Zone,
+    bitmaps: Vec<OnceLock<Arc<Bitmap>>>,
+    chunks_checked: Vec<OnceLock<bool>>,
+    product_all_time: OnceLock<Vec<u32>>,
+    product_months: OnceLock<ProductMonths>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("dir", &self.dir)
+            .field("customers", &self.meta.customers)
+            .finish()
+    }
+}
+
+fn le_u32s(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect()
+}
+
+impl Index {
+    /// Opens the index in `dir`: checks the manifest, the format version,
+    /// the data file's size and table of contents, and reads the meta.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let fmt_err = |message: String| IndexError::Format {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let mpath = dir.join("manifest.json");
+        let text = std::fs::read(&mpath).map_err(|e| {
+            fmt_err(format!(
+                "not a segdex index: cannot read manifest.json ({e}); build one with `segdex build`"
+            ))
+        })?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| fmt_err(format!("manifest.json is corrupt ({e}); rebuild the index")))?;
+        if manifest.format != FORMAT_NAME {
+            return Err(fmt_err(format!(
+                "manifest.json describes `{}`, not a segdex index",
+                manifest.format
+            )));
+        }
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(fmt_err(format!(
+                "index format version {} is not the version this segdex reads ({FORMAT_VERSION}); rebuild the index with this version",
+                manifest.format_version
+            )));
+        }
+        if manifest.data_file.contains('/') || manifest.data_file.contains("..") {
+            return Err(fmt_err("manifest.json names an invalid data file".into()));
+        }
+        let data = dir.join(&manifest.data_file);
+        let file = SectionFile::open(&data)?;
+        if file.file_len() != manifest.data_bytes {
+            return Err(fmt_err(format!(
+                "{} has {} bytes but the manifest says {}: the index is truncated or was modified; rebuild it",
+                manifest.data_file,
+                file.file_len(),
+                manifest.data_bytes
+            )));
+        }
+        let meta: Meta =
+            serde_json::from_slice(file.bytes(manifest.meta_section)?).map_err(|e| {
+                fmt_err(format!(
+                    "index description is unreadable ({e}); rebuild the index"
+                ))
+            })?;
+        let zone = Zone::new(&meta.timezone).map_err(fmt_err)?;
+        let sections = file.len();
+        let chunks = meta.purchases.chunks.len();
+        if meta.purchases.order_attrs.len() != ORDER_ATTRS.len()
+            || chunks != meta.customers.div_ceil(CHUNK_ROWS) as usize
+        {
+            return Err(fmt_err(
+                "index description is inconsistent; rebuild the index".into(),
+            ));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            file,
+            meta,
+            zone,
+            bitmaps: (0..sections).map(|_| OnceLock::new()).collect(),
+            chunks_checked: (0..chunks).map(|_| OnceLock::new()).collect(),
+            product_all_time: OnceLock::new(),
+            product_months: OnceLock::new(),
+        })
+    }
+
+    /// The index directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The index's description.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// The index's time zone.
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
+    /// Number of customers (row ids are `0..n`).
+    pub fn customers(&self) -> u32 {
+        self.meta.customers
+    }
+
+    fn corrupt(&self, what: &str) -> IndexError {
+        IndexError::Format {
+            path: self.dir.clone(),
+            message: format!("{what} is corrupt; rebuild the index"),
+        }
+    }
+
+    /// The bitmap stored in `section` (verified and deserialized once).
+    pub fn bitmap(&self, section: u32) -> Result<Arc<Bitmap>> {
+        let slot = self
+            .bitmaps
+            .get(section as usize)
+            .ok_or_else(|| self.corrupt("a bitmap reference"))?;
+        if let Some(b) = slot.get() {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(self.file.bitmap(section)?);
+        if b.max()
+            .is_some_and(|m| m >= self.meta.customers.max(self.meta.products))
+        {
+            return Err(self.corrupt(&format!("bitmap section {section}")));
+        }
+        Ok(slot.get_or_init(|| b).clone())
+    }
+
+    /// A customer attribute by name.
+    pub fn customer_field(&self, name: &str) -> Option<&Field> {
+        self.meta.customer_fields.iter().find(|f| f.name == name)
+    }
+
+    /// A product attribute by name.
+    pub fn product_field(&self, name: &str) -> Option<&Field> {
+        self.meta.product_fields.iter().find(|f| f.name == name)
+    }
+
+    /// An order attribute (`store`, `payment_method`, `offer_code`,
+    /// `channel`) and its position in the line store.
+    pub fn order_attr(&self, name: &str) -> Option<(usize, &Field)> {
+        self.meta
+            .purchases
+            .order_attrs
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.name == name)
+    }
+
+    /// The line store of chunk `k` (customers `k·2^16 ..`).
+    pub fn chunk(&self, k: usize) -> Result<ChunkView<'_>> {
+        let section = *self
+            .meta
+            .purchases
+            .chunks
+            .get(k)
+            .ok_or_else(|| self.corrupt("the chunk list"))?;
+        let bytes = self.file.bytes(section)?;
+        let checked = self.chunks_checked[k].get().is_some();
+        let view = ChunkView::parse_with(bytes, !checked)
+            .filter(|v| {
+                let expected = (self.meta.customers - k as u32 * CHUNK_ROWS).min(CHUNK_ROWS);
+                v.customers() == expected as usize
+            })
+            .ok_or_else(|| self.corrupt(&format!("line store chunk {k}")))?;
+        self.chunks_checked[k].get_or_init(|| true);
+        Ok(view)
+    }
+
+    fn product_all_time_table(&self) -> Result<&Vec<u32>> {
+        if let Some(t) = self.product_all_time.get() {
+            return Ok(t);
+        }
+        let t = le_u32s(self.file.bytes(self.meta.purchases.product_all_time)?);
+        if t.len() != self.meta.products as usize {
+            return Err(self.corrupt("the product table"));
+        }
+        Ok(self.product_all_time.get_or_init(|| t))
+    }
+
+    /// Customers who ever bought product `p` (a kept line).
+    pub fn product_all_time(&self, p: u32) -> Result<Arc<Bitmap>> {
+        let section = *self
+            .product_all_time_table()?
+            .get(p as usize)
+            .ok_or_else(|| self.corrupt("a product reference"))?;
+        self.bitmap(section)
+    }
+
+    /// Product `p`'s monthly customer bitmaps: (month index, section), by
+    /// month (see [`crate::time::month_of`]).
+    pub fn product_months(&self, p: u32) -> Result<&[(i32, u32)]> {
+        let (offsets, entries) = match self.product_months.get() {
+            Some(t) => t,
+            None => {
+                let bytes = self.file.bytes(self.meta.purchases.product_months)?;
+                let n = self.meta.products as usize + 1;
+                let words = le_u32s(bytes);
+                if words.len() < n {
+                    return Err(self.corrupt("the product month table"));
+                }
+                let offsets = words[..n].to_vec();
+                let entries: Vec<(i32, u32)> = words[n..]
+                    .chunks_exact(2)
+                    .map(|c| (c[0] as i32, c[1]))
+                    .collect();
+                let ok = offsets.windows(2).all(|w| w[0] <= w[1])
+                    && offsets.last().is_some_and(|&l| l as usize == entries.len());
+                if !ok {
+                    return Err(self.corrupt("the product month table"));
+                }
+                self.product_months.get_or_init(|| (offsets, entries))
+            }
+        };
+        let a = *offsets
+            .get(p as usize)
+            .ok_or_else(|| self.corrupt("a product reference"))? as usize;
+        let b = offsets[p as usize + 1] as usize;
+        Ok(&entries[a..b])
+    }
+
+    fn ids_bytes(&self, ids: &IdsMeta) -> Result<(&[u8], &[u8])> {
+        let values = self.file.bytes(ids.values)?;
+        let sorted = self.file.bytes(ids.sorted)?;
+        let n = ids.count as usize;
+        let ok = sorted.len() == 4 * n
+            && match ids.kind {
+                IdKind::Int => values.len() == 8 * n,
+                IdKind::Str => values.len() >= 8 * (n + 1),
+            };
+        if !ok {
+            return Err(self.corrupt("the id dictionary"));
+        }
+        Ok((values, sorted))
+    }
+
+    fn id_at(&self, ids: &IdsMeta, values: &[u8], row: u32) -> Result<ExternalId> {
+        let r = row as usize;
+        if r >= ids.count as usize {
+            return Err(self.corrupt("a row reference"));
+        }
+        let u = |i: usize| u64::from_le_bytes(values[8 * i..8 * i + 8].try_into().expect("8"));
+        Ok(match ids.kind {
+            IdKind::Int => ExternalId::Int(u(r) as i64),
+            IdKind::Str => {
+                let base = 8 * (ids.count as usize + 1);
+                let (a, b) = (u(r) as usize, u(r + 1) as usize);
+                let s = values
+                    .get(base + a..base + b)
+                    .and_then(|s| std::str::from_utf8(s).ok())
+                    .ok_or_else(|| self.corrupt("the id dictionary"))?;
+                ExternalId::Str(s.to_string())
+            }
+        })
+    }
+
+    /// The external id of customer row `row`.
+    pub fn external_id(&self, row: u32) -> Result<ExternalId> {
+        let ids = &self.meta.customer_ids;
+        let (values, _) = self.ids_bytes(ids)?;
+        self.id_at(ids, values, row)
+    }
+
+    /// The external ids of the rows in `rows`, in row order.
+    pub fn external_ids(&self, rows: &Bitmap) -> Result<Vec<ExternalId>> {
+        let ids = &self.meta.customer_ids;
+        let (values, _) = self.ids_bytes(ids)?;
+        rows.iter().map(|r| self.id_at(ids, values, r)).collect()
+    }
+
+    /// The customer ids' type.
+    pub fn customer_id_kind(&self) -> IdKind {
+        self.meta.customer_ids.kind
+    }
+
+    /// The row of customer `id`, if it exists.
+    pub fn row_of(&self, id: &ExternalId) -> Result<Option<u32>> {
+        let ids = &self.meta.customer_ids;
+        let (values, sorted) = self.ids_bytes(ids)?;
+        let rows = le_u32s(sorted);
+        let mut lo = 0usize;
+        let mut hi = rows.len();
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let here = self.id_at(ids, values, rows[mid])?;
+            match here.cmp(id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(rows[mid])),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Verifies every section's checksum and every chunk's structure
+    /// (reads the whole index).
+    pub fn verify_all(&self) -> Result<()> {
+        self.file.verify_all()?;
+        for k in 0..self.meta.purchases.chunks.len() {
+            self.chunk(k)?;
+        }
+        Ok(())
+    }
+}
