@@ -1,0 +1,979 @@
+//! Planning segment rules against an index and evaluating them with bitmap
+//! operations, in parallel.
+//!
+//! * Customer attributes: unions / intersections of value bitmaps, and
+//!   bit-sliced range compares for numbers and dates (`age` becomes a range
+//!   of birth dates).
+//! * Purchases: a candidate set from time-bucketed purchase bitmaps (per
+//!   product all-time and per month, per day for any purchase, per order
+//!   attribute value) that contains every customer with a kept line. When
+//!   the buckets answer the condition exactly (no `having`, no order
+//!   attribute, whole months, no split day) the candidates are the answer;
+//!   otherwise each candidate's lines are checked in the customer-sorted
+//!   line store, chunk by chunk in parallel. Customers outside the
+//!   candidates have every measure 0, which decides them at once.
+
+use crate::lang::{AttrTest, CmpOp, Condition, Decimal, Measure, Purchase, SegmentError, Window};
+use crate::window::{AsOf, DayRange, anniversary_slots, born_by, days};
+use crate::{Catalog, QueryError};
+use rayon::prelude::*;
+use segdex_bitmap::{Bitmap, Bsi, union_all};
+use segdex_index::chunk::NULL_VALUE;
+use segdex_index::model::{BsiMeta, Field, FieldKind, IdKind, NumEncoding, float_key};
+use segdex_index::time::{date_of, month_of};
+use segdex_index::{CHUNK_ROWS, ExternalId, Index};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A rule resolved against an index, ready to evaluate.
+#[derive(Debug)]
+enum Node<'i> {
+    All(Vec<Node<'i>>),
+    Any(Vec<Node<'i>>),
+    Not(Box<Node<'i>>),
+    Rows(Bitmap),
+    Segment(String),
+    Union(Vec<u32>),
+    Intersection(Vec<u32>),
+    Range(&'i BsiMeta, Option<u64>, Option<u64>),
+    Purchase(Box<PurchasePlan>),
+}
+
+#[derive(Debug)]
+struct AttrFilter {
+    attr: usize,
+    allowed: Vec<bool>,
+    null_ok: bool,
+    sections: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct PurchasePlan {
+    /// Allowed products (None = every product), and their list.
+    products: Option<(Vec<bool>, Vec<u32>)>,
+    filters: Vec<AttrFilter>,
+    window: Window,
+    having: Vec<(Measure, CmpOp, Decimal)>,
+}
+
+/// Evaluates the segments of a catalog against an index as of one instant.
+/// Results of referenced segments are computed once and shared.
+pub struct Evaluator<'a> {
+    index: &'a Index,
+    catalog: &'a Catalog,
+    as_of: AsOf,
+    memo: Mutex<HashMap<String, Arc<Bitmap>>>,
+}
+
+type Res<T> = Result<T, SegmentError>;
+
+impl<'a> Evaluator<'a> {
+    /// An evaluator of `catalog` over `index` as of `as_of`.
+    pub fn new(index: &'a Index, catalog: &'a Catalog, as_of: AsOf) -> Self {
+        Self {
+            index,
+            catalog,
+            as_of,
+            memo: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks every segment against the index (attribute names, kinds,
+    /// value types); returns every problem found.
+    pub fn check(&self) -> Vec<SegmentError> {
+        self.catalog
+            .segments()
+            .iter()
+            .filter_map(|s| self.plan(&s.code, &s.rule).err())
+            .collect()
+    }
+
+    /// The members of segment `code` as a bitmap of customer rows.
+    pub fn evaluate(&self, code: &str) -> Result<Arc<Bitmap>, QueryError> {
+        if let Some(b) = self.memo.lock().expect("memo lock").get(code) {
+            return Ok(b.clone());
+        }
+        let seg = self
+            .catalog
+            .get(code)
+            .ok_or_else(|| QueryError::UnknownSegment(code.to_string()))?;
+        let node = self
+            .plan(code, &seg.rule)
+            .map_err(|e| QueryError::Segments(vec![e]))?;
+        let result = Arc::new(self.eval(&node)?);
+        self.memo
+            .lock()
+            .expect("memo lock")
+            .insert(code.to_string(), result.clone());
+        Ok(result)
+    }
+
+    /// Every customer row.
+    fn everyone(&self) -> Bitmap {
+        segdex_bitmap::all_rows(self.index.customers())
+    }
+
+    fn idx_err(&self, code: &str, path: &str, e: segdex_index::IndexError) -> SegmentError {
+        SegmentError {
+            code: code.to_string(),
+            path: path.to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Planning
+
+    fn plan(&self, code: &str, c: &Condition) -> Res<Node<'a>> {
+        let err = |path: &str, message: String| SegmentError {
+            code: code.to_string(),
+            path: path.to_string(),
+            message,
+        };
+        Ok(match c {
+            Condition::All(v) => {
+                Node::All(v.iter().map(|c| self.plan(code, c)).collect::<Res<_>>()?)
+            }
+            Condition::Any(v) => {
+                Node::Any(v.iter().map(|c| self.plan(code, c)).collect::<Res<_>>()?)
+            }
+            Condition::Not(c) => Node::Not(Box::new(self.plan(code, c)?)),
+            Condition::Segment { code: other, path } => {
+                if self.catalog.get(other).is_none() {
+                    return Err(err(path, format!("references unknown segment `{other}`")));
+                }
+                Node::Segment(other.clone())
+            }
+            Condition::Customers { ids, path } => Node::Rows(self.rows_of_ids(code, ids, path)?),
+            Condition::Attr { name, test, path } => self.plan_attr(code, name, test, path)?,
+            Condition::Purchased(p) => Node::Purchase(Box::new(self.plan_purchase(code, p)?)),
+        })
+    }
+
+    /// Rows of the listed external ids (ids that do not exist are ignored).
+    fn rows_of_ids(&self, code: &str, ids: &[Json], path: &str) -> Res<Bitmap> {
+        let err = |path: &str, message: String| SegmentError {
+            code: code.to_string(),
+            path: path.to_string(),
+            message,
+        };
+        {
+            {
+                let kind = self.index.customer_id_kind();
+                let mut rows = Bitmap::new();
+                for (i, id) in ids.iter().enumerate() {
+                    let ext = match (kind, id) {
+                        (IdKind::Int, Json::Number(n)) if n.is_i64() => {
+                            ExternalId::Int(n.as_i64().expect("i64"))
+                        }
+                        (IdKind::Str, Json::String(s)) => ExternalId::Str(s.clone()),
+                        _ => {
+                            return Err(err(
+                                &format!("{path}[{i}]"),
+                                format!(
+                                    "customer ids are {} in this index",
+                                    if kind == IdKind::Int {
+                                        "integers"
+                                    } else {
+                                        "strings"
+                                    }
+                                ),
+                            ));
+                        }
+                    };
+                    if let Some(r) = self
+                        .index
+                        .row_of(&ext)
+                        .map_err(|e| self.idx_err(code, path, e))?
+                    {
+                        rows.insert(r);
+                    }
+                }
+                Ok(rows)
+            }
+        }
+    }
+
+    fn customer_field(&self, code: &str, name: &str, path: &str) -> Res<&'a Field> {
+        let meta = self.index.meta();
+        self.index.customer_field(name).ok_or_else(|| {
+            let message = if meta.stored_only.iter().any(|s| s == name) {
+                format!("`{name}` is stored for export only and cannot be used in rules")
+            } else if segdex_ingest::TableKind::Customers.canonical_columns().contains(&name) {
+                format!("attribute `{name}` is not in this index: the customers table has no such column")
+            } else {
+                let mut names: Vec<&str> = meta.customer_fields.iter().map(|f| f.name.as_str()).collect();
+                if self.index.customer_field("birth_date").is_some() {
+                    names.push("age");
+                }
+                format!("unknown attribute `{name}` (attributes: {})", names.join(", "))
+            };
+            SegmentError {
+                code: code.to_string(),
+                path: format!("{path}.attr"),
+                message,
+            }
+        })
+    }
+
+    fn plan_attr(&self, code: &str, name: &str, test: &AttrTest, path: &str) -> Res<Node<'a>> {
+        let err = |p: &str, message: String| SegmentError {
+            code: code.to_string(),
+            path: p.to_string(),
+            message,
+        };
+        let op_name = match test {
+            AttrTest::In(_) => "in",
+            AttrTest::NotIn(_) => "not_in",
+            AttrTest::AllOf(_) => "all_of",
+            AttrTest::IsNull(_) => "is_null",
+            AttrTest::Compare(_) => "comparison",
+            AttrTest::Window(_) => "window",
+            AttrTest::Anniversary(_) => "anniversary",
+        };
+        let misfit = |kind: &str| {
+            err(
+                path,
+                format!("operator `{op_name}` does not fit {kind} attribute `{name}`"),
+            )
+        };
+        if name == "customer_id" {
+            // The key is categorical: every customer has one, none is null.
+            return Ok(match test {
+                AttrTest::In(vs) => {
+                    Node::Rows(self.rows_of_ids(code, vs, &format!("{path}.in"))?)
+                }
+                AttrTest::NotIn(vs) => Node::Not(Box::new(Node::Rows(self.rows_of_ids(
+                    code,
+                    vs,
+                    &format!("{path}.not_in"),
+                )?))),
+                AttrTest::IsNull(true) => Node::Union(vec![]),
+                AttrTest::IsNull(false) => Node::All(vec![]),
+                _ => return Err(misfit("categorical")),
+            });
+        }
+        if name == "age" {
+            let birth = self.index.customer_field("birth_date").ok_or_else(|| {
+                err(
+                    &format!("{path}.attr"),
+                    "`age` needs a birth_date column, which the customers table lacks".into(),
+                )
+            })?;
+            if birth.kind != FieldKind::Date {
+                return Err(err(
+                    &format!("{path}.attr"),
+                    "`age` needs birth_date to be a date".into(),
+                ));
+            }
+            let bsi = birth.bsi.as_ref().expect("date fields have a bsi");
+            let range = |lo: Option<i128>, hi: Option<i128>| -> Node<'a> {
+                // age >= lo  <=>  birth <= born_by(D, lo)
+                // age <= hi  <=>  birth >  born_by(D, hi + 1)
+                let d = self.as_of.day;
+                let clampy = |y: i128| y.clamp(-100_000, 100_000) as i64;
+                let bhi = lo.and_then(|a| born_by(d, clampy(a)));
+                let blo = hi.and_then(|a| born_by(d, clampy(a + 1))).map(|b| b + 1);
+                range_node(bsi, blo.map(i128::from), bhi.map(i128::from))
+            };
+            return Ok(match test {
+                AttrTest::IsNull(b) => null_node(birth, *b),
+                AttrTest::Compare(cmps) => {
+                    let (lo, hi) = self.int_bounds(code, path, cmps, 0)?;
+                    range(lo, hi)
+                }
+                AttrTest::In(vs) | AttrTest::NotIn(vs) => {
+                    let mut any = Vec::new();
+                    for v in vs {
+                        let (lo, hi) = self.int_bounds(code, path, &[(CmpOp::Eq, v.clone())], 0)?;
+                        any.push(range(lo, hi));
+                    }
+                    let n = Node::Any(any);
+                    if matches!(test, AttrTest::NotIn(_)) {
+                        Node::Not(Box::new(n))
+                    } else {
+                        n
+                    }
+                }
+                _ => return Err(misfit("numeric")),
+            });
+        }
+        let field = self.customer_field(code, name, path)?;
+        match field.kind {
+            FieldKind::Categorical | FieldKind::Flag | FieldKind::Multi => {
+                let kind_name = match field.kind {
+                    FieldKind::Flag => "flag",
+                    FieldKind::Multi => "multi-valued",
+                    _ => "categorical",
+                };
+                match test {
+                    AttrTest::In(vs) => Ok(Node::Union(
+                        self.value_sections(code, path, "in", field, vs)?,
+                    )),
+                    AttrTest::NotIn(vs) => Ok(Node::Not(Box::new(Node::Union(
+                        self.value_sections(code, path, "not_in", field, vs)?,
+                    )))),
+                    AttrTest::AllOf(vs) if field.kind == FieldKind::Multi => {
+                        let secs = self.value_sections_all(code, path, field, vs)?;
+                        Ok(match secs {
+                            Some(s) if s.is_empty() => Node::All(vec![]),
+                            Some(s) => Node::Intersection(s),
+                            None => Node::Union(vec![]),
+                        })
+                    }
+                    AttrTest::IsNull(b) => Ok(null_node(field, *b)),
+                    _ => Err(misfit(kind_name)),
+                }
+            }
+            FieldKind::Numeric | FieldKind::Date => {
+                let bsi = field.bsi.as_ref().expect("numeric fields have a bsi");
+                let kind_name = if field.kind == FieldKind::Date {
+                    "date"
+                } else {
+                    "numeric"
+                };
+                match test {
+                    AttrTest::IsNull(b) => Ok(null_node(field, *b)),
+                    AttrTest::Compare(cmps) => {
+                        let (lo, hi) = self.key_bounds(code, path, field, cmps)?;
+                        Ok(range_node(bsi, lo, hi))
+                    }
+                    AttrTest::In(vs) | AttrTest::NotIn(vs) => {
+                        let mut any = Vec::new();
+                        for v in vs {
+                            let (lo, hi) =
+                                self.key_bounds(code, path, field, &[(CmpOp::Eq, v.clone())])?;
+                            any.push(range_node(bsi, lo, hi));
+                        }
+                        let n = Node::Any(any);
+                        Ok(if matches!(test, AttrTest::NotIn(_)) {
+                            Node::Not(Box::new(n))
+                        } else {
+                            n
+                        })
+                    }
+                    AttrTest::Window(w) if field.kind == FieldKind::Date => {
+                        let r = days(*w, self.as_of.day);
+                        if r.is_empty() {
+                            return Ok(Node::Union(vec![]));
+                        }
+                        Ok(range_node(bsi, r.lo.map(i128::from), r.hi.map(i128::from)))
+                    }
+                    AttrTest::Anniversary(a) if field.kind == FieldKind::Date => {
+                        let slots = anniversary_slots(*a, self.as_of.day);
+                        let secs = slots
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| **s)
+                            .filter_map(|(i, _)| field.month_day_sections.get(i).copied())
+                            .collect();
+                        Ok(Node::Union(secs))
+                    }
+                    _ => Err(misfit(kind_name)),
+                }
+            }
+        }
+    }
+
+    /// Integer bounds [lo, hi] of `cmps` on integers scaled by 10^shift.
+    fn int_bounds(
+        &self,
+        code: &str,
+        path: &str,
+        cmps: &[(CmpOp, Json)],
+        shift: u32,
+    ) -> Res<(Option<i128>, Option<i128>)> {
+        let mut lo: Option<i128> = None;
+        let mut hi: Option<i128> = None;
+        let mut empty = false;
+        for (op, v) in cmps {
+            let x = v
+                .as_number()
+                .and_then(Decimal::from_json)
+                .ok_or_else(|| SegmentError {
+                    code: code.to_string(),
+                    path: path.to_string(),
+                    message: format!("expected a number, found {v}"),
+                })?;
+            let fl = x.floor_scaled(shift);
+            let ce = x.ceil_scaled(shift);
+            let (Some(fl), Some(ce)) = (fl, ce) else {
+                return Err(SegmentError {
+                    code: code.to_string(),
+                    path: path.to_string(),
+                    message: format!("number {v} is out of range"),
+                });
+            };
+            let (l, h) = match op {
+                CmpOp::Gt => (Some(fl + 1), None),
+                CmpOp::Gte => (Some(ce), None),
+                CmpOp::Lt => (None, Some(ce - 1)),
+                CmpOp::Lte => (None, Some(fl)),
+                CmpOp::Eq => {
+                    if fl != ce {
+                        empty = true;
+                    }
+                    (Some(ce), Some(fl))
+                }
+            };
+            lo = match (lo, l) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            hi = match (hi, h) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if empty {
+            return Ok((Some(1), Some(0)));
+        }
+        Ok((lo, hi))
+    }
+
+    /// Key bounds of comparisons on a numeric or date field.
+    fn key_bounds(
+        &self,
+        code: &str,
+        path: &str,
+        field: &Field,
+        cmps: &[(CmpOp, Json)],
+    ) -> Res<(Option<i128>, Option<i128>)> {
+        let bsi = field.bsi.as_ref().expect("numeric fields have a bsi");
+        let bad = |v: &Json, what: &str| SegmentError {
+            code: code.to_string(),
+            path: path.to_string(),
+            message: format!("attribute `{}` compares with {what}, found {v}", field.name),
+        };
+        if field.kind == FieldKind::Date {
+            let mut as_numbers = Vec::new();
+            for (op, v) in cmps {
+                let day = v
+                    .as_str()
+                    .and_then(crate::lang::parse_date)
+                    .ok_or_else(|| bad(v, "dates YYYY-MM-DD"))?;
+                as_numbers.push((*op, Json::from(day)));
+            }
+            return self.int_bounds(code, path, &as_numbers, 0);
+        }
+        match bsi.encoding {
+            NumEncoding::Int { .. } | NumEncoding::Decimal { .. } => {
+                if let Some((_, v)) = cmps.iter().find(|(_, v)| !v.is_number()) {
+                    return Err(bad(v, "numbers"));
+                }
+                let shift = match bsi.encoding {
+                    NumEncoding::Decimal { scale, .. } => scale.max(0) as u32,
+                    _ => 0,
+                };
+                self.int_bounds(code, path, cmps, shift)
+            }
+            NumEncoding::Float { .. } => {
+                let mut lo: Option<i128> = None;
+                let mut hi: Option<i128> = None;
+                for (op, v) in cmps {
+                    let x = v.as_f64().ok_or_else(|| bad(v, "numbers"))?;
+                    let k = float_key(x) as i128;
+                    let (l, h) = match op {
+                        CmpOp::Gt => (Some(k + 1), None),
+                        CmpOp::Gte => (Some(k), None),
+                        CmpOp::Lt => (None, Some(k - 1)),
+                        CmpOp::Lte => (None, Some(k)),
+                        CmpOp::Eq => (Some(k), Some(k)),
+                    };
+                    lo = match (lo, l) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    };
+                    hi = match (hi, h) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                Ok((lo, hi))
+            }
+        }
+    }
+
+    fn typed_value(
+        &self,
+        code: &str,
+        path: &str,
+        field: &Field,
+        v: &Json,
+    ) -> Res<segdex_index::Value> {
+        use segdex_index::Value;
+        let want = if field.kind == FieldKind::Flag {
+            "true or false"
+        } else if field.int_values {
+            "integers"
+        } else {
+            "strings"
+        };
+        let value = match v {
+            Json::Bool(b) if field.kind == FieldKind::Flag => Some(Value::Bool(*b)),
+            Json::Number(n) if field.int_values && field.kind != FieldKind::Flag => {
+                n.as_i64().map(Value::Int)
+            }
+            Json::String(s) if !field.int_values && field.kind != FieldKind::Flag => {
+                Some(Value::Str(s.clone()))
+            }
+            _ => None,
+        };
+        value.ok_or_else(|| SegmentError {
+            code: code.to_string(),
+            path: path.to_string(),
+            message: format!("values of `{}` are {want}, found {v}", field.name),
+        })
+    }
+
+    fn value_sections(
+        &self,
+        code: &str,
+        path: &str,
+        op: &str,
+        field: &Field,
+        vs: &[Json],
+    ) -> Res<Vec<u32>> {
+        let mut out = Vec::new();
+        for (i, v) in vs.iter().enumerate() {
+            let value = self.typed_value(code, &format!("{path}.{op}[{i}]"), field, v)?;
+            if let Some(k) = field.value_index(&value) {
+                out.push(field.value_sections[k]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sections of every value for `all_of`; None when a value never occurs.
+    fn value_sections_all(
+        &self,
+        code: &str,
+        path: &str,
+        field: &Field,
+        vs: &[Json],
+    ) -> Res<Option<Vec<u32>>> {
+        let mut out = Vec::new();
+        for (i, v) in vs.iter().enumerate() {
+            let value = self.typed_value(code, &format!("{path}.all_of[{i}]"), field, v)?;
+            match field.value_index(&value) {
+                Some(k) => out.push(field.value_sections[k]),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn plan_purchase(&self, code: &str, p: &Purchase) -> Res<PurchasePlan> {
+        let n_products = self.index.meta().products as usize;
+        let mut products: Option<Bitmap> = None;
+        let mut filters = Vec::new();
+        for f in &p.filters {
+            if crate::lang::is_order_key(&f.key) {
+                let (attr, field) = self.index.order_attr(&f.key).expect("order keys exist");
+                if field.source.is_empty() {
+                    return Err(SegmentError {
+                        code: code.to_string(),
+                        path: f.path.clone(),
+                        message: format!(
+                            "`{}` needs the {} column, which the input does not have",
+                            f.key,
+                            segdex_index::chunk::ORDER_ATTR_COLUMNS[attr]
+                        ),
+                    });
+                }
+                let mut allowed = vec![false; field.values.len()];
+                for (i, v) in f.values.iter().enumerate() {
+                    let value = self.typed_value(code, &format!("{}[{i}]", f.path), field, v)?;
+                    if let Some(k) = field.value_index(&value) {
+                        allowed[k] = true;
+                    }
+                }
+                if f.negate {
+                    allowed.iter_mut().for_each(|a| *a = !*a);
+                }
+                let mut sections: Vec<u32> = allowed
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| **a)
+                    .map(|(k, _)| field.value_sections[k])
+                    .collect();
+                if f.negate {
+                    sections.push(field.null_section);
+                }
+                filters.push(AttrFilter {
+                    attr,
+                    allowed,
+                    null_ok: f.negate,
+                    sections,
+                });
+            } else {
+                let field = self.index.product_field(&f.key).ok_or_else(|| {
+                    let names: Vec<&str> = self
+                        .index
+                        .meta()
+                        .product_fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .chain(crate::lang::is_order_key_list().map(|k| -> &str { k }))
+                        .collect();
+                    SegmentError {
+                        code: code.to_string(),
+                        path: f.path.clone(),
+                        message: if f.key == "name" {
+                            "the product name is stored only and cannot be used in rules".into()
+                        } else {
+                            format!("unknown where key `{}` (keys: {})", f.key, names.join(", "))
+                        },
+                    }
+                })?;
+                let path = &f.path;
+                let secs = {
+                    let mut out = Vec::new();
+                    for (i, v) in f.values.iter().enumerate() {
+                        let vp = if f.negate {
+                            format!("{path}.not_in[{i}]")
+                        } else {
+                            format!("{path}[{i}]")
+                        };
+                        let value = self.typed_value(code, &vp, field, v)?;
+                        if let Some(k) = field.value_index(&value) {
+                            out.push(field.value_sections[k]);
+                        }
+                    }
+                    out
+                };
+                let maps = secs
+                    .iter()
+                    .map(|&s| self.index.bitmap(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| self.idx_err(code, &f.path, e))?;
+                let mut set = union_all(maps.iter().map(|b| b.as_ref()));
+                if f.negate {
+                    set = segdex_bitmap::all_rows(n_products as u32) - set;
+                }
+                products = Some(match products {
+                    Some(prev) => prev & set,
+                    None => set,
+                });
+            }
+        }
+        let products = products.map(|set| {
+            let mut mask = vec![false; n_products];
+            for p in set.iter() {
+                mask[p as usize] = true;
+            }
+            (mask, set.iter().collect())
+        });
+        Ok(PurchasePlan {
+            products,
+            filters,
+            window: p.window,
+            having: p.having.clone(),
+        })
+    }
+
+    // -----------------------------------------------------------------------
+    // Evaluation
+
+    fn eval(&self, node: &Node<'a>) -> Result<Bitmap, QueryError> {
+        let ie = |e: segdex_index::IndexError| QueryError::Index(e);
+        Ok(match node {
+            Node::All(children) => {
+                if children.is_empty() {
+                    return Ok(self.everyone());
+                }
+                let parts = children
+                    .par_iter()
+                    .map(|c| self.eval(c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut it = parts.into_iter();
+                let first = it.next().expect("non-empty");
+                it.fold(first, |acc, b| acc & b)
+            }
+            Node::Any(children) => {
+                let parts = children
+                    .par_iter()
+                    .map(|c| self.eval(c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                union_all(parts.iter())
+            }
+            Node::Not(c) => self.everyone() - self.eval(c)?,
+            Node::Rows(b) => b.clone(),
+            Node::Segment(other) => (*self.evaluate(other)?).clone(),
+            Node::Union(secs) => {
+                let maps = secs
+                    .iter()
+                    .map(|&s| self.index.bitmap(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ie)?;
+                union_all(maps.iter().map(|b| b.as_ref()))
+            }
+            Node::Intersection(secs) => {
+                let maps = secs
+                    .iter()
+                    .map(|&s| self.index.bitmap(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ie)?;
+                let mut it = maps.iter();
+                let first = it
+                    .next()
+                    .map(|b| (**b).clone())
+                    .unwrap_or_else(|| self.everyone());
+                it.fold(first, |acc, b| acc & b.as_ref())
+            }
+            Node::Range(meta, lo, hi) => {
+                let slices = meta
+                    .slices
+                    .iter()
+                    .map(|&s| self.index.bitmap(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ie)?;
+                let bsi = Bsi {
+                    slices,
+                    exists: self.index.bitmap(meta.exists).map_err(ie)?,
+                };
+                bsi.range(*lo, *hi)
+            }
+            Node::Purchase(p) => self.eval_purchase(p).map_err(ie)?,
+        })
+    }
+
+    fn eval_purchase(&self, p: &PurchasePlan) -> Result<Bitmap, segdex_index::IndexError> {
+        let index = self.index;
+        let meta = &index.meta().purchases;
+        let d = self.as_of.day;
+        let holds_at_zero = having_holds(&p.having, &Measures::default());
+        let none_kept = || {
+            if holds_at_zero {
+                self.everyone()
+            } else {
+                Bitmap::new()
+            }
+        };
+        let range: DayRange = days(p.window, d).until(d);
+        let n_days = meta.any_day.len() as i32;
+        if n_days == 0 {
+            return Ok(none_kept());
+        }
+        let (first, last) = (meta.first_day, meta.first_day + n_days - 1);
+        let lo = range.lo.map_or(first, |l| l.max(first));
+        let hi = range.hi.map_or(last, |h| h.min(last));
+        if lo > hi {
+            return Ok(none_kept());
+        }
+        let covers_all = lo == first && hi == last;
+        let any_days = |lo: i32, hi: i32| -> Result<Bitmap, segdex_index::IndexError> {
+            let maps = (lo..=hi)
+                .map(|day| index.bitmap(meta.any_day[(day - first) as usize]))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(union_all(maps.iter().map(|b| b.as_ref())))
+        };
+        let mut cand = match &p.products {
+            None if covers_all => (*index.bitmap(meta.any_all_time)?).clone(),
+            None => any_days(lo, hi)?,
+            Some((_, list)) => {
+                let (m_lo, m_hi) = (month_of(lo), month_of(hi));
+                let mut maps = Vec::new();
+                for &prod in list {
+                    if covers_all {
+                        maps.push(index.product_all_time(prod)?);
+                    } else {
+                        for &(m, s) in index.product_months(prod)? {
+                            if (m_lo..=m_hi).contains(&m) {
+                                maps.push(index.bitmap(s)?);
+                            }
+                        }
+                    }
+                }
+                let mut c = union_all(maps.iter().map(|b| b.as_ref()));
+                if !covers_all && hi - lo < 92 {
+                    c &= any_days(lo, hi)?;
+                }
+                c
+            }
+        };
+        for f in &p.filters {
+            let maps = f
+                .sections
+                .iter()
+                .map(|&s| index.bitmap(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            cand &= union_all(maps.iter().map(|b| b.as_ref()));
+        }
+        let split_day = !self.as_of.whole_day && hi == d;
+        let month_aligned = {
+            let lo_d = date_of(lo);
+            let hi_next = date_of(hi + 1);
+            (lo == first || chrono::Datelike::day(&lo_d) == 1)
+                && (hi == last || chrono::Datelike::day(&hi_next) == 1)
+        };
+        let exact = p.having.is_empty()
+            && p.filters.is_empty()
+            && !split_day
+            && (p.products.is_none() || covers_all || month_aligned);
+        let passing = if exact {
+            cand.clone()
+        } else {
+            self.verify(p, &cand, lo, hi)?
+        };
+        Ok(if holds_at_zero {
+            passing | (self.everyone() - cand)
+        } else {
+            passing
+        })
+    }
+
+    /// Checks each candidate's lines in the line store, chunk by chunk in
+    /// parallel; returns those whose measures pass `having`.
+    fn verify(
+        &self,
+        p: &PurchasePlan,
+        cand: &Bitmap,
+        lo: i32,
+        hi: i32,
+    ) -> Result<Bitmap, segdex_index::IndexError> {
+        let mut by_chunk: Vec<(usize, Vec<u32>)> = Vec::new();
+        for row in cand.iter() {
+            let k = (row / CHUNK_ROWS) as usize;
+            match by_chunk.last_mut() {
+                Some((c, rows)) if *c == k => rows.push(row),
+                _ => by_chunk.push((k, vec![row])),
+            }
+        }
+        let clip = self.as_of.clip_ns;
+        let first_only = p.having.is_empty();
+        let parts = by_chunk
+            .par_iter()
+            .map(|(k, rows)| -> Result<Vec<u32>, segdex_index::IndexError> {
+                let view = self.index.chunk(*k)?;
+                let base = *k as u32 * CHUNK_ROWS;
+                let mut out = Vec::new();
+                for &row in rows {
+                    let mut m = Measures::default();
+                    let mut last_key: Option<i64> = None;
+                    for o in view.orders_of((row - base) as usize) {
+                        let day = o.day();
+                        if day < lo || day > hi || o.ns() > clip {
+                            continue;
+                        }
+                        let attrs_ok = p.filters.iter().all(|f| {
+                            let v = o.attr(f.attr);
+                            if v == NULL_VALUE {
+                                f.null_ok
+                            } else {
+                                f.allowed.get(v as usize).copied().unwrap_or(false)
+                            }
+                        });
+                        if !attrs_ok {
+                            continue;
+                        }
+                        let mut kept = false;
+                        for (prod, qty, cents) in o.lines() {
+                            let ok = match &p.products {
+                                None => true,
+                                Some((mask, _)) => {
+                                    mask.get(prod as usize).copied().unwrap_or(false)
+                                }
+                            };
+                            if ok {
+                                kept = true;
+                                m.lines += 1;
+                                m.units += qty as i128;
+                                m.cents += cents as i128;
+                            }
+                        }
+                        if kept {
+                            if last_key != Some(o.key()) {
+                                m.orders += 1;
+                                last_key = Some(o.key());
+                            }
+                            if first_only {
+                                break;
+                            }
+                        }
+                    }
+                    let pass = if first_only {
+                        m.lines > 0
+                    } else {
+                        having_holds(&p.having, &m)
+                    };
+                    if pass {
+                        out.push(row);
+                    }
+                }
+                Ok(out)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Bitmap::from_sorted_iter(parts.into_iter().flatten()).expect("chunks in order"))
+    }
+}
+
+fn null_node<'i>(field: &Field, is_null: bool) -> Node<'i> {
+    let n = Node::Union(vec![field.null_section]);
+    if is_null { n } else { Node::Not(Box::new(n)) }
+}
+
+/// A BSI range node for key bounds (inclusive, in the field's key space).
+fn range_node(bsi: &BsiMeta, lo: Option<i128>, hi: Option<i128>) -> Node<'_> {
+    let base: i128 = match bsi.encoding {
+        NumEncoding::Int { base } | NumEncoding::Decimal { base, .. } => base as i128,
+        NumEncoding::Float { base } => base as i128,
+    };
+    if let (Some(l), Some(h)) = (lo, hi)
+        && l > h
+    {
+        return Node::Union(vec![]);
+    }
+    let hi_off = match hi {
+        Some(h) if h < base => return Node::Union(vec![]),
+        Some(h) => Some(u64::try_from(h - base).unwrap_or(u64::MAX)),
+        None => None,
+    };
+    let lo_off = match lo {
+        Some(l) if l > base => match u64::try_from(l - base) {
+            Ok(v) => Some(v),
+            Err(_) => return Node::Union(vec![]),
+        },
+        _ => None,
+    };
+    Node::Range(bsi, lo_off, hi_off)
+}
+
+/// Per-customer measures over the kept lines.
+#[derive(Debug, Default, Clone, Copy)]
+struct Measures {
+    orders: i128,
+    lines: i128,
+    units: i128,
+    cents: i128,
+}
+
+fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -> bool {
+    if having.is_empty() {
+        return m.lines > 0;
+    }
+    having.iter().all(|&(measure, op, x)| {
+        let pow = 10i128.pow(x.scale);
+        // Compare lhs/den against x = mantissa / 10^scale, exactly.
+        let (lhs, rhs) = match measure {
+            Measure::Orders => (m.orders * pow, x.mantissa),
+            Measure::Lines => (m.lines * pow, x.mantissa),
+            Measure::Units => (m.units * pow, x.mantissa),
+            Measure::Spend => (m.cents * pow, x.mantissa * 100),
+            Measure::AvgOrderValue => {
+                if m.orders == 0 {
+                    return false;
+                }
+                (m.cents * pow, x.mantissa * 100 * m.orders)
+            }
+        };
+        match op {
+            CmpOp::Gt => lhs > rhs,
+            CmpOp::Gte => lhs >= rhs,
+            CmpOp::Lt => lhs < rhs,
+            CmpOp::Lte => lhs <= rhs,
+            CmpOp::Eq => lhs == rhs,
+        }
+    })
+}

@@ -1,0 +1,934 @@
+//! The segment language (SPEC §2): types and a parser from JSON that
+//! reports every error with the segment's code and the JSON path inside it
+//! (`rule.all[2].attr`). Unknown keys are errors, never ignored.
+
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+/// A problem with a segment definition, named by code and JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("segment `{code}`: {path}: {message}")]
+pub struct SegmentError {
+    /// The segment's code (or `#N` for the N-th definition without one).
+    pub code: String,
+    /// Where in the definition (`rule.all[2].attr`).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// `dynamic` (recomputed at every recalculation) or `static` (frozen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Recomputed at every recalculation.
+    Dynamic,
+    /// Formed once, then frozen.
+    Static,
+}
+
+/// A segment definition.
+#[derive(Debug, Clone, Serialize)]
+pub struct Segment {
+    /// Stable identifier, `[a-z0-9_]+`.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Dynamic or static.
+    pub mode: Mode,
+    /// Inactive segments are not recalculated.
+    pub active: bool,
+    /// The membership rule.
+    pub rule: Condition,
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CmpOp {
+    /// >
+    Gt,
+    /// >=
+    Gte,
+    /// <
+    Lt,
+    /// <=
+    Lte,
+    /// ==
+    Eq,
+}
+
+/// A condition (SPEC §2.1), with its JSON path for error messages.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Every child holds (`[]` = every customer).
+    All(Vec<Condition>),
+    /// At least one child holds (`[]` = no customer).
+    Any(Vec<Condition>),
+    /// The child does not hold.
+    Not(Box<Condition>),
+    /// The customer's external id is listed.
+    Customers {
+        /// The ids as JSON (numbers or strings).
+        ids: Vec<Json>,
+        /// JSON path.
+        path: String,
+    },
+    /// Member of another segment as of the same evaluation.
+    Segment {
+        /// The other segment's code.
+        code: String,
+        /// JSON path.
+        path: String,
+    },
+    /// A test on a customer attribute.
+    Attr {
+        /// Attribute name.
+        name: String,
+        /// The test.
+        test: AttrTest,
+        /// JSON path of the condition object.
+        path: String,
+    },
+    /// A purchase condition.
+    Purchased(Purchase),
+}
+
+/// What an `attr` condition tests.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttrTest {
+    /// The value (or one of a multi-valued attribute's values) is listed.
+    In(Vec<Json>),
+    /// Exactly `not` of `In`.
+    NotIn(Vec<Json>),
+    /// A multi-valued attribute holds every value.
+    AllOf(Vec<Json>),
+    /// Is (true) / is not (false) null.
+    IsNull(bool),
+    /// All comparisons hold (`between` becomes `gte` + `lte`).
+    Compare(Vec<(CmpOp, Json)>),
+    /// The date falls on a day of the window.
+    Window(Window),
+    /// The date's month-day falls on a month-day of the window.
+    Anniversary(Anniversary),
+}
+
+/// A window of days (SPEC §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// Every day up to D.
+    AllTime,
+    /// D.
+    Today,
+    /// D−1.
+    Yesterday,
+    /// Monday of D's week … D.
+    ThisWeek,
+    /// The whole week before D's week.
+    LastWeek,
+    /// Monday … Sunday of D's week.
+    CurrentWeek,
+    /// The 1st of D's month … D.
+    MonthToDate,
+    /// The whole month before D's month.
+    PreviousMonth,
+    /// The whole month of D.
+    CurrentMonth,
+    /// 1 January … D.
+    YearToDate,
+    /// The whole year before D's year.
+    LastYear,
+    /// D−(N−1) … D.
+    LastDays(u32),
+    /// D … D+(N−1).
+    NextDays(u32),
+    /// D+a … D+b.
+    RelativeDays(i32, i32),
+    /// (D − N months, clamped) + 1 day … D.
+    LastMonths(u32),
+    /// d1 … d2 (day numbers).
+    Between(i32, i32),
+    /// d … D.
+    Since(i32),
+    /// Every day before d.
+    Before(i32),
+}
+
+/// The window of an `anniversary` test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anniversary {
+    /// Month-days of a window of real days.
+    Days(Window),
+    /// A literal range of month-days, (month, day) … (month, day), which may
+    /// wrap the year.
+    MonthDays((u32, u32), (u32, u32)),
+}
+
+/// A purchase measure (SPEC §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Distinct orders.
+    Orders,
+    /// Lines.
+    Lines,
+    /// Sum of quantity.
+    Units,
+    /// Sum of line_total (money).
+    Spend,
+    /// spend ÷ orders (money; never true when orders is 0).
+    AvgOrderValue,
+}
+
+/// An exact decimal number `mantissa × 10^-scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Decimal {
+    /// Unscaled value.
+    pub mantissa: i128,
+    /// Decimal places.
+    pub scale: u32,
+}
+
+impl Decimal {
+    /// Parses the decimal text of a JSON number (`12`, `-0.125`, `1e3`).
+    pub fn from_json(n: &serde_json::Number) -> Option<Self> {
+        let text = n.to_string();
+        let (num, exp) = match text.split_once(['e', 'E']) {
+            Some((a, e)) => (a.to_string(), e.parse::<i32>().ok()?),
+            None => (text, 0),
+        };
+        let (neg, body) = match num.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, num.as_str()),
+        };
+        let (i, f) = body.split_once('.').unwrap_or((body, ""));
+        let digits = format!("{i}{f}");
+        let mut mantissa: i128 = digits.parse().ok()?;
+        let mut scale = f.len() as i32 - exp;
+        while scale < 0 {
+            mantissa = mantissa.checked_mul(10)?;
+            scale += 1;
+        }
+        while scale > 0 && mantissa % 10 == 0 {
+            mantissa /= 10;
+            scale -= 1;
+        }
+        if scale > 30 {
+            return None;
+        }
+        Some(Self {
+            mantissa: if neg { -mantissa } else { mantissa },
+            scale: scale as u32,
+        })
+    }
+
+    /// `floor(self × 10^shift)`.
+    pub fn floor_scaled(&self, shift: u32) -> Option<i128> {
+        self.scaled(shift, false)
+    }
+
+    /// `ceil(self × 10^shift)`.
+    pub fn ceil_scaled(&self, shift: u32) -> Option<i128> {
+        self.scaled(shift, true)
+    }
+
+    fn scaled(&self, shift: u32, ceil: bool) -> Option<i128> {
+        if shift >= self.scale {
+            return self
+                .mantissa
+                .checked_mul(10i128.checked_pow(shift - self.scale)?);
+        }
+        let div = 10i128.checked_pow(self.scale - shift)?;
+        let q = self.mantissa.div_euclid(div);
+        let exact = self.mantissa.rem_euclid(div) == 0;
+        Some(if ceil && !exact { q + 1 } else { q })
+    }
+
+    /// Whether `self × 10^shift` is an integer.
+    pub fn is_integer_at(&self, shift: u32) -> bool {
+        self.floor_scaled(shift) == self.ceil_scaled(shift)
+    }
+}
+
+/// A `purchased` condition.
+#[derive(Debug, Clone, Serialize)]
+pub struct Purchase {
+    /// Line filters: key → alternatives (or `not_in`), all on the same line.
+    pub filters: Vec<LineFilter>,
+    /// Days whose lines count (default all time).
+    pub window: Window,
+    /// Measure tests (empty = at least one kept line).
+    pub having: Vec<(Measure, CmpOp, Decimal)>,
+    /// JSON path of the `purchased` object.
+    pub path: String,
+}
+
+/// One key of a `where`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineFilter {
+    /// The key (`brand`, `store`, ...).
+    pub key: String,
+    /// The listed values.
+    pub values: Vec<Json>,
+    /// The key took `{"not_in": [...]}`.
+    pub negate: bool,
+    /// JSON path of the key.
+    pub path: String,
+}
+
+// ---------------------------------------------------------------------------
+
+struct Ctx<'a> {
+    code: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, path: &str, message: impl Into<String>) -> SegmentError {
+        SegmentError {
+            code: self.code.to_string(),
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn object<'j>(&self, v: &'j Json, path: &str) -> Result<&'j Map<String, Json>, SegmentError> {
+        v.as_object()
+            .ok_or_else(|| self.err(path, format!("expected an object, found {}", kind(v))))
+    }
+
+    fn array<'j>(&self, v: &'j Json, path: &str) -> Result<&'j Vec<Json>, SegmentError> {
+        v.as_array()
+            .ok_or_else(|| self.err(path, format!("expected a list, found {}", kind(v))))
+    }
+}
+
+fn kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// Parses one segment object. `fallback` names it in errors when it has no
+/// usable code.
+pub fn parse_segment(v: &Json, fallback: &str) -> Result<Segment, SegmentError> {
+    let code = v
+        .get("code")
+        .and_then(Json::as_str)
+        .unwrap_or(fallback)
+        .to_string();
+    let cx = Ctx { code: &code };
+    let obj = cx.object(v, "(segment)")?;
+    for key in obj.keys() {
+        if !["code", "name", "description", "mode", "active", "rule"].contains(&key.as_str()) {
+            return Err(cx.err(
+                key,
+                "unknown key (a segment has code, name, description, mode, active, rule)",
+            ));
+        }
+    }
+    let code_v = obj.get("code").ok_or_else(|| cx.err("code", "missing"))?;
+    let code_s = code_v
+        .as_str()
+        .ok_or_else(|| cx.err("code", "must be a string"))?;
+    if code_s.is_empty()
+        || !code_s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(cx.err("code", "must match [a-z0-9_]+"));
+    }
+    let string = |key: &str| -> Result<Option<String>, SegmentError> {
+        match obj.get(key) {
+            None => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(cx.err(key, format!("must be a string, found {}", kind(other)))),
+        }
+    };
+    let name = string("name")?.unwrap_or_else(|| code_s.to_string());
+    let description = string("description")?;
+    let mode = match string("mode")?.as_deref() {
+        None | Some("dynamic") => Mode::Dynamic,
+        Some("static") => Mode::Static,
+        Some(other) => {
+            return Err(cx.err("mode", format!("`{other}`: expected dynamic or static")));
+        }
+    };
+    let active = match obj.get("active") {
+        None => true,
+        Some(Json::Bool(b)) => *b,
+        Some(other) => {
+            return Err(cx.err(
+                "active",
+                format!("must be true or false, found {}", kind(other)),
+            ));
+        }
+    };
+    let rule = obj.get("rule").ok_or_else(|| cx.err("rule", "missing"))?;
+    let rule = parse_condition(&cx, rule, "rule")?;
+    Ok(Segment {
+        code: code_s.to_string(),
+        name,
+        description,
+        mode,
+        active,
+        rule,
+    })
+}
+
+const FORMS: [&str; 7] = [
+    "all",
+    "any",
+    "not",
+    "customers",
+    "segment",
+    "attr",
+    "purchased",
+];
+const ATTR_OPS: [&str; 12] = [
+    "in",
+    "not_in",
+    "all_of",
+    "is_null",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "eq",
+    "between",
+    "window",
+    "anniversary",
+];
+
+fn parse_condition(cx: &Ctx, v: &Json, path: &str) -> Result<Condition, SegmentError> {
+    let obj = cx.object(v, path)?;
+    if obj.contains_key("attr") {
+        return parse_attr(cx, obj, path);
+    }
+    let forms: Vec<&String> = obj.keys().collect();
+    if forms.len() != 1 || !FORMS.contains(&forms[0].as_str()) {
+        let unknown = forms.iter().find(|k| !FORMS.contains(&k.as_str()));
+        return Err(match unknown {
+            Some(k) => cx.err(
+                &format!("{path}.{k}"),
+                format!("unknown key; a condition is one of {}", FORMS.join(", ")),
+            ),
+            None if forms.is_empty() => cx.err(path, "empty condition"),
+            None => cx.err(
+                path,
+                "a condition has exactly one form (all, any, not, ...)",
+            ),
+        });
+    }
+    let key = forms[0].as_str();
+    let sub = &obj[key];
+    let p = format!("{path}.{key}");
+    match key {
+        "all" | "any" => {
+            let items = cx.array(sub, &p)?;
+            let children = items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| parse_condition(cx, c, &format!("{p}[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(if key == "all" {
+                Condition::All(children)
+            } else {
+                Condition::Any(children)
+            })
+        }
+        "not" => Ok(Condition::Not(Box::new(parse_condition(cx, sub, &p)?))),
+        "customers" => {
+            let ids = cx.array(sub, &p)?;
+            for (i, id) in ids.iter().enumerate() {
+                if !(id.is_string() || id.is_i64() || id.is_u64()) {
+                    return Err(
+                        cx.err(&format!("{p}[{i}]"), "an id must be an integer or a string")
+                    );
+                }
+            }
+            Ok(Condition::Customers {
+                ids: ids.clone(),
+                path: p,
+            })
+        }
+        "segment" => Ok(Condition::Segment {
+            code: sub
+                .as_str()
+                .ok_or_else(|| cx.err(&p, "must be a segment code (string)"))?
+                .to_string(),
+            path: p,
+        }),
+        "purchased" => parse_purchase(cx, sub, &p).map(Condition::Purchased),
+        _ => unreachable!("checked against FORMS"),
+    }
+}
+
+fn parse_attr(cx: &Ctx, obj: &Map<String, Json>, path: &str) -> Result<Condition, SegmentError> {
+    let name = obj["attr"]
+        .as_str()
+        .ok_or_else(|| {
+            cx.err(
+                &format!("{path}.attr"),
+                "must be an attribute name (string)",
+            )
+        })?
+        .to_string();
+    let ops: Vec<&String> = obj.keys().filter(|k| k.as_str() != "attr").collect();
+    if let Some(k) = ops.iter().find(|k| !ATTR_OPS.contains(&k.as_str())) {
+        return Err(cx.err(
+            &format!("{path}.{k}"),
+            format!("unknown operator; expected one of {}", ATTR_OPS.join(", ")),
+        ));
+    }
+    if ops.is_empty() {
+        return Err(cx.err(
+            path,
+            "an attr condition needs an operator (in, gt, window, ...)",
+        ));
+    }
+    let comparisons = ["gt", "gte", "lt", "lte", "eq", "between"];
+    let all_cmp = ops.iter().all(|k| comparisons.contains(&k.as_str()));
+    if ops.len() > 1 && !all_cmp {
+        return Err(cx.err(
+            &format!("{path}.{}", ops[1]),
+            "only comparisons (gt, gte, lt, lte, eq, between) combine in one attr condition",
+        ));
+    }
+    let list = |k: &str| -> Result<Vec<Json>, SegmentError> {
+        let p = format!("{path}.{k}");
+        let items = cx.array(&obj[k], &p)?;
+        for (i, it) in items.iter().enumerate() {
+            if it.is_null() || it.is_array() || it.is_object() {
+                return Err(cx.err(
+                    &format!("{p}[{i}]"),
+                    format!("a value cannot be {}", kind(it)),
+                ));
+            }
+        }
+        Ok(items.clone())
+    };
+    let test = if all_cmp {
+        let mut cmps = Vec::new();
+        for k in &ops {
+            let p = format!("{path}.{k}");
+            let v = &obj[k.as_str()];
+            let op = match k.as_str() {
+                "gt" => CmpOp::Gt,
+                "gte" => CmpOp::Gte,
+                "lt" => CmpOp::Lt,
+                "lte" => CmpOp::Lte,
+                "eq" => CmpOp::Eq,
+                _ => {
+                    let pair = cx.array(v, &p)?;
+                    if pair.len() != 2 {
+                        return Err(cx.err(&p, "between takes [low, high]"));
+                    }
+                    cmps.push((CmpOp::Gte, pair[0].clone()));
+                    cmps.push((CmpOp::Lte, pair[1].clone()));
+                    continue;
+                }
+            };
+            cmps.push((op, v.clone()));
+        }
+        for (op, v) in &cmps {
+            if !(v.is_number() || v.is_string()) {
+                return Err(cx.err(
+                    path,
+                    format!("{op:?} needs a number or a date, found {}", kind(v)).to_lowercase(),
+                ));
+            }
+        }
+        AttrTest::Compare(cmps)
+    } else {
+        let k = ops[0].as_str();
+        let p = format!("{path}.{k}");
+        match k {
+            "in" => AttrTest::In(list(k)?),
+            "not_in" => AttrTest::NotIn(list(k)?),
+            "all_of" => AttrTest::AllOf(list(k)?),
+            "is_null" => AttrTest::IsNull(
+                obj[k]
+                    .as_bool()
+                    .ok_or_else(|| cx.err(&p, "is_null takes true or false"))?,
+            ),
+            "window" => AttrTest::Window(parse_window(cx, &obj[k], &p)?),
+            "anniversary" => AttrTest::Anniversary(parse_anniversary(cx, &obj[k], &p)?),
+            _ => unreachable!("checked against ATTR_OPS"),
+        }
+    };
+    Ok(Condition::Attr {
+        name,
+        test,
+        path: path.to_string(),
+    })
+}
+
+/// Parses `YYYY-MM-DD` to a day number.
+pub fn parse_date(s: &str) -> Option<i32> {
+    if s.len() != 10 {
+        return None;
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(segdex_index::time::day_number)
+}
+
+fn parse_window(cx: &Ctx, v: &Json, path: &str) -> Result<Window, SegmentError> {
+    if let Some(s) = v.as_str() {
+        return Ok(match s {
+            "all_time" => Window::AllTime,
+            "today" => Window::Today,
+            "yesterday" => Window::Yesterday,
+            "this_week" => Window::ThisWeek,
+            "last_week" => Window::LastWeek,
+            "current_week" => Window::CurrentWeek,
+            "month_to_date" => Window::MonthToDate,
+            "previous_month" => Window::PreviousMonth,
+            "current_month" => Window::CurrentMonth,
+            "year_to_date" => Window::YearToDate,
+            "last_year" => Window::LastYear,
+            other => return Err(cx.err(path, format!("unknown window `{other}`"))),
+        });
+    }
+    let obj = cx.object(v, path)?;
+    if obj.len() != 1 {
+        return Err(cx.err(path, "a window object has exactly one key"));
+    }
+    let (k, arg) = obj.iter().next().expect("one key");
+    let p = format!("{path}.{k}");
+    let positive = || -> Result<u32, SegmentError> {
+        arg.as_u64()
+            .filter(|&n| (1..=1_000_000).contains(&n))
+            .map(|n| n as u32)
+            .ok_or_else(|| cx.err(&p, "needs a whole number N >= 1"))
+    };
+    let date = |v: &Json, p: &str| -> Result<i32, SegmentError> {
+        v.as_str()
+            .and_then(parse_date)
+            .ok_or_else(|| cx.err(p, "needs a date YYYY-MM-DD"))
+    };
+    let pair = || -> Result<(&Json, &Json), SegmentError> {
+        match arg.as_array() {
+            Some(a) if a.len() == 2 => Ok((&a[0], &a[1])),
+            _ => Err(cx.err(&p, "needs a pair [a, b]")),
+        }
+    };
+    Ok(match k.as_str() {
+        "last_days" => Window::LastDays(positive()?),
+        "next_days" => Window::NextDays(positive()?),
+        "last_months" => Window::LastMonths(positive()?),
+        "relative_days" => {
+            let (a, b) = pair()?;
+            let int = |v: &Json, i: usize| {
+                v.as_i64()
+                    .filter(|n| n.unsigned_abs() <= 1_000_000)
+                    .map(|n| n as i32)
+                    .ok_or_else(|| cx.err(&format!("{p}[{i}]"), "needs a whole number of days"))
+            };
+            let (a, b) = (int(a, 0)?, int(b, 1)?);
+            if a > b {
+                return Err(cx.err(&p, "relative_days [a, b] needs a <= b"));
+            }
+            Window::RelativeDays(a, b)
+        }
+        "between" => {
+            let (a, b) = pair()?;
+            let (a, b) = (date(a, &format!("{p}[0]"))?, date(b, &format!("{p}[1]"))?);
+            if a > b {
+                return Err(cx.err(&p, "between [d1, d2] needs d1 <= d2"));
+            }
+            Window::Between(a, b)
+        }
+        "since" => Window::Since(date(arg, &p)?),
+        "before" => Window::Before(date(arg, &p)?),
+        "month_days" => {
+            return Err(cx.err(&p, "month_days is only allowed inside anniversary"));
+        }
+        other => return Err(cx.err(&p, format!("unknown window `{other}`"))),
+    })
+}
+
+fn parse_month_day(s: &str) -> Option<(u32, u32)> {
+    let (m, d) = s.split_once('-')?;
+    if m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (m, d) = (m.parse().ok()?, d.parse().ok()?);
+    chrono::NaiveDate::from_ymd_opt(2000, m, d).map(|_| (m, d))
+}
+
+fn parse_anniversary(cx: &Ctx, v: &Json, path: &str) -> Result<Anniversary, SegmentError> {
+    if let Some(arg) = v.as_object().and_then(|o| o.get("month_days")) {
+        let p = format!("{path}.month_days");
+        if v.as_object().is_some_and(|o| o.len() != 1) {
+            return Err(cx.err(path, "a window object has exactly one key"));
+        }
+        let pair = cx.array(arg, &p)?;
+        if pair.len() != 2 {
+            return Err(cx.err(&p, "needs [\"MM-DD\", \"MM-DD\"]"));
+        }
+        let md = |i: usize| {
+            pair[i]
+                .as_str()
+                .and_then(parse_month_day)
+                .ok_or_else(|| cx.err(&format!("{p}[{i}]"), "needs a month-day \"MM-DD\""))
+        };
+        return Ok(Anniversary::MonthDays(md(0)?, md(1)?));
+    }
+    Ok(Anniversary::Days(parse_window(cx, v, path)?))
+}
+
+const WHERE_ORDER_KEYS: [&str; 4] = ["store", "payment_method", "offer_code", "channel"];
+
+fn parse_purchase(cx: &Ctx, v: &Json, path: &str) -> Result<Purchase, SegmentError> {
+    let obj = cx.object(v, path)?;
+    for k in obj.keys() {
+        if !["where", "window", "having"].contains(&k.as_str()) {
+            return Err(cx.err(
+                &format!("{path}.{k}"),
+                "unknown key (purchased takes where, window, having)",
+            ));
+        }
+    }
+    let mut filters = Vec::new();
+    if let Some(w) = obj.get("where") {
+        let wp = format!("{path}.where");
+        for (key, spec) in cx.object(w, &wp)? {
+            let p = format!("{wp}.{key}");
+            let (values, negate) = match spec {
+                Json::Array(a) => (a.clone(), false),
+                Json::Object(o) if o.len() == 1 && o.contains_key("not_in") => (
+                    cx.array(&o["not_in"], &format!("{p}.not_in"))?.clone(),
+                    true,
+                ),
+                _ => {
+                    return Err(cx.err(
+                        &p,
+                        "a where key takes a list of values or {\"not_in\": [...]}",
+                    ));
+                }
+            };
+            for (i, it) in values.iter().enumerate() {
+                if it.is_null() || it.is_array() || it.is_object() {
+                    return Err(cx.err(
+                        &format!("{p}[{i}]"),
+                        format!("a value cannot be {}", kind(it)),
+                    ));
+                }
+            }
+            filters.push(LineFilter {
+                key: key.clone(),
+                values,
+                negate,
+                path: p,
+            });
+        }
+    }
+    let window = match obj.get("window") {
+        Some(w) => parse_window(cx, w, &format!("{path}.window"))?,
+        None => Window::AllTime,
+    };
+    let mut having = Vec::new();
+    if let Some(h) = obj.get("having") {
+        let hp = format!("{path}.having");
+        for (m, tests) in cx.object(h, &hp)? {
+            let mp = format!("{hp}.{m}");
+            let measure = match m.as_str() {
+                "orders" => Measure::Orders,
+                "lines" => Measure::Lines,
+                "units" => Measure::Units,
+                "spend" => Measure::Spend,
+                "avg_order_value" => Measure::AvgOrderValue,
+                _ => {
+                    return Err(cx.err(
+                        &mp,
+                        "unknown measure (orders, lines, units, spend, avg_order_value)",
+                    ));
+                }
+            };
+            let tests = cx.object(tests, &mp)?;
+            if tests.is_empty() {
+                return Err(cx.err(&mp, "needs at least one of gt, gte, lt, lte, eq, between"));
+            }
+            for (op, x) in tests {
+                let p = format!("{mp}.{op}");
+                let num = |x: &Json, p: &str| {
+                    x.as_number()
+                        .and_then(Decimal::from_json)
+                        .ok_or_else(|| cx.err(p, "needs a number"))
+                };
+                match op.as_str() {
+                    "between" => {
+                        let pair = cx.array(x, &p)?;
+                        if pair.len() != 2 {
+                            return Err(cx.err(&p, "between takes [low, high]"));
+                        }
+                        having.push((measure, CmpOp::Gte, num(&pair[0], &format!("{p}[0]"))?));
+                        having.push((measure, CmpOp::Lte, num(&pair[1], &format!("{p}[1]"))?));
+                    }
+                    "gt" | "gte" | "lt" | "lte" | "eq" => {
+                        let cmp = match op.as_str() {
+                            "gt" => CmpOp::Gt,
+                            "gte" => CmpOp::Gte,
+                            "lt" => CmpOp::Lt,
+                            "lte" => CmpOp::Lte,
+                            _ => CmpOp::Eq,
+                        };
+                        having.push((measure, cmp, num(x, &p)?));
+                    }
+                    _ => {
+                        return Err(cx.err(&p, "unknown operator (gt, gte, lt, lte, eq, between)"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(Purchase {
+        filters,
+        window,
+        having,
+        path: path.to_string(),
+    })
+}
+
+/// The order attribute keys of `where`.
+pub fn is_order_key_list() -> impl Iterator<Item = &'static str> {
+    WHERE_ORDER_KEYS.into_iter()
+}
+
+/// Whether `key` names an order attribute in `where` (else a product one).
+pub fn is_order_key(key: &str) -> bool {
+    WHERE_ORDER_KEYS.contains(&key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(v: Json) -> String {
+        parse_segment(&v, "#0").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_the_spec_example() {
+        let s = parse_segment(
+            &json!({"code": "phat_panda_preroll_lovers", "name": "P", "mode": "dynamic", "active": true,
+              "rule": {"all": [
+                {"attr": "customer_type", "in": ["Recreational", "Medical"]},
+                {"purchased": {"where": {"brand": ["Phat Panda"], "product_type": ["Prerolls"]},
+                               "having": {"units": {"gt": 15}}}},
+                {"purchased": {"where": {"brand": ["Phat Panda"]}, "window": {"last_days": 14}}}]}}),
+            "#0",
+        )
+        .unwrap();
+        let Condition::All(c) = &s.rule else { panic!() };
+        let Condition::Purchased(p) = &c[1] else {
+            panic!()
+        };
+        assert_eq!(p.filters.len(), 2);
+        assert_eq!(
+            p.having,
+            vec![(
+                Measure::Units,
+                CmpOp::Gt,
+                Decimal {
+                    mantissa: 15,
+                    scale: 0
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let cases = [
+            (
+                json!({"code": "a", "rule": {"all": [{"attr": "x", "in": []}, {"atr": 1}]}}),
+                "rule.all[1].atr",
+            ),
+            (
+                json!({"code": "a", "rule": {"attr": "x", "window": {"last_days": 0}}}),
+                "rule.window.last_days",
+            ),
+            (
+                json!({"code": "a", "rule": {"attr": "x", "window": {"month_days": ["01-01", "01-02"]}}}),
+                "only allowed inside anniversary",
+            ),
+            (
+                json!({"code": "a", "rule": {"attr": "x", "window": {"between": ["2024-02-01", "2024-01-01"]}}}),
+                "d1 <= d2",
+            ),
+            (
+                json!({"code": "a", "rule": {"attr": "x", "window": {"relative_days": [3, 1]}}}),
+                "a <= b",
+            ),
+            (
+                json!({"code": "a", "rule": {"purchased": {"having": {"spend": {"gt": "x"}}}}}),
+                "rule.purchased.having.spend.gt",
+            ),
+            (
+                json!({"code": "a", "rule": {"purchased": {"when": 1}}}),
+                "rule.purchased.when",
+            ),
+            (json!({"code": "A", "rule": {"all": []}}), "[a-z0-9_]+"),
+            (
+                json!({"code": "a", "rule": {"all": []}, "colour": 1}),
+                "colour: unknown key",
+            ),
+            (
+                json!({"code": "a", "rule": {"attr": "x", "in": ["a"], "gt": 1}}),
+                "only comparisons",
+            ),
+            (
+                json!({"code": "a", "rule": {"attr": "x", "anniversary": {"month_days": ["02-30", "03-01"]}}}),
+                "month_days[0]",
+            ),
+        ];
+        for (v, needle) in cases {
+            let e = err(v);
+            assert!(e.contains(needle), "{e:?} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn decimals_are_exact() {
+        let d = |s: &str| Decimal::from_json(&serde_json::from_str(s).unwrap()).unwrap();
+        assert_eq!(
+            d("33.33"),
+            Decimal {
+                mantissa: 3333,
+                scale: 2
+            }
+        );
+        assert_eq!(
+            d("100"),
+            Decimal {
+                mantissa: 100,
+                scale: 0
+            }
+        );
+        assert_eq!(
+            d("1.5e2"),
+            Decimal {
+                mantissa: 150,
+                scale: 0
+            }
+        );
+        assert_eq!(d("-0.125").floor_scaled(2), Some(-13));
+        assert_eq!(d("-0.125").ceil_scaled(2), Some(-12));
+        assert_eq!(d("12.5").ceil_scaled(0), Some(13));
+        assert!(d("12.50").is_integer_at(1));
+    }
+}
