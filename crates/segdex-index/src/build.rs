@@ -208,7 +208,9 @@ fn categorical_conv(table: &Table, c: &Column) -> Result<Conv> {
     }
 }
 
-fn custom_plan(table: &Table, c: &Column, products: bool) -> Result<Plan> {
+/// The plan of a custom column, or `None` for a type that cannot be
+/// indexed (the column is left out and a rule naming it gets an error).
+fn custom_plan(c: &Column, products: bool) -> Option<Plan> {
     let (kind, conv) = match classify(&c.data_type) {
         ValueClass::Str => (FieldKind::Categorical, Conv::Str),
         ValueClass::StrList => (FieldKind::Multi, Conv::StrList),
@@ -219,23 +221,9 @@ fn custom_plan(table: &Table, c: &Column, products: bool) -> Result<Plan> {
         ValueClass::Float if !products => (FieldKind::Numeric, Conv::NumFloat),
         ValueClass::Date if !products => (FieldKind::Date, Conv::Date),
         ValueClass::Timestamp if !products => (FieldKind::Date, Conv::Timestamp),
-        _ => {
-            let supported = if products {
-                "a string, integer, boolean or list of strings (product attributes are categorical)"
-            } else {
-                "a string, list of strings, integer, float, decimal, date, timestamp or boolean"
-            };
-            return Err(wrong_type(
-                table,
-                c,
-                &format!(
-                    "{supported}; leave the column out with exclude = [\"{}\"] in the mapping",
-                    c.source
-                ),
-            ));
-        }
+        _ => return None,
     };
-    Ok(Plan {
+    Some(Plan {
         name: c.name.clone(),
         source: c.source.clone(),
         kind,
@@ -243,9 +231,20 @@ fn custom_plan(table: &Table, c: &Column, products: bool) -> Result<Plan> {
     })
 }
 
-fn customer_plans(table: &Table) -> Result<(Vec<Plan>, Vec<String>)> {
+/// Plans of a table's columns, the stored-only ones, and the unindexable.
+type Plans = (Vec<Plan>, Vec<String>, Vec<Unindexed>);
+
+fn unindexed(c: &Column) -> Unindexed {
+    Unindexed {
+        name: c.name.clone(),
+        data_type: c.data_type.to_string(),
+    }
+}
+
+fn customer_plans(table: &Table) -> Result<Plans> {
     let mut plans = Vec::new();
     let mut stored = Vec::new();
+    let mut skipped = Vec::new();
     for c in &table.columns {
         let plan = |kind, conv| Plan {
             name: c.name.clone(),
@@ -283,15 +282,19 @@ fn customer_plans(table: &Table) -> Result<(Vec<Plan>, Vec<String>)> {
                 };
                 plans.push(plan(FieldKind::Numeric, conv))
             }
-            _ => plans.push(custom_plan(table, c, false)?),
+            _ => match custom_plan(c, false) {
+                Some(p) => plans.push(p),
+                None => skipped.push(unindexed(c)),
+            },
         }
     }
-    Ok((plans, stored))
+    Ok((plans, stored, skipped))
 }
 
-fn product_plans(table: &Table) -> Result<(Vec<Plan>, Vec<String>)> {
+fn product_plans(table: &Table) -> Result<Plans> {
     let mut plans = Vec::new();
     let mut stored = Vec::new();
+    let mut skipped = Vec::new();
     for c in &table.columns {
         match c.name.as_str() {
             "product_id" => {}
@@ -313,10 +316,13 @@ fn product_plans(table: &Table) -> Result<(Vec<Plan>, Vec<String>)> {
                     conv: Conv::StrList,
                 })
             }
-            _ => plans.push(custom_plan(table, c, true)?),
+            _ => match custom_plan(c, true) {
+                Some(p) => plans.push(p),
+                None => skipped.push(unindexed(c)),
+            },
         }
     }
-    Ok((plans, stored))
+    Ok((plans, stored, skipped))
 }
 
 // ---------------------------------------------------------------------------
@@ -1217,7 +1223,7 @@ fn write_index(
     let prod_kind = id_kind(&sources.products, "product_id")?;
     let (products, prod_vals, prod_sorted, n_products) =
         read_keys(&sources.products, "product_id", prod_kind)?;
-    let (pplans, _pstored) = product_plans(&sources.products)?;
+    let (pplans, _pstored, product_unindexed) = product_plans(&sources.products)?;
     let product_fields = index_table(&sources.products, &pplans, zone, &mut w, n_products)?;
     let product_ids = IdsMeta {
         kind: prod_kind,
@@ -1232,7 +1238,7 @@ fn write_index(
     let cust_kind = id_kind(&sources.customers, "customer_id")?;
     let (customers, cust_vals, cust_sorted, n_customers) =
         read_keys(&sources.customers, "customer_id", cust_kind)?;
-    let (cplans, stored_only) = customer_plans(&sources.customers)?;
+    let (cplans, stored_only, customer_unindexed) = customer_plans(&sources.customers)?;
     let customer_fields = index_table(&sources.customers, &cplans, zone, &mut w, n_customers)?;
     let customer_ids = IdsMeta {
         kind: cust_kind,
@@ -1486,7 +1492,9 @@ fn write_index(
         product_ids,
         customer_fields,
         stored_only,
+        customer_unindexed,
         product_fields,
+        product_unindexed,
         purchases: PurchasesMeta {
             chunks: chunk_sections,
             product_all_time,

@@ -143,6 +143,15 @@ impl Field {
     }
 }
 
+/// A column left out of the index because of its type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unindexed {
+    /// Its name.
+    pub name: String,
+    /// Its Arrow type, as text.
+    pub data_type: String,
+}
+
 /// An external-id dictionary's sections.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdsMeta {
@@ -222,8 +231,14 @@ pub struct Meta {
     pub customer_fields: Vec<Field>,
     /// Customer columns stored but not indexed (cannot be used in rules).
     pub stored_only: Vec<String>,
+    /// Custom customer columns of a type that cannot be indexed.
+    #[serde(default)]
+    pub customer_unindexed: Vec<Unindexed>,
     /// Indexed product attributes (bitmaps over product numbers).
     pub product_fields: Vec<Field>,
+    /// Custom product columns of a type `where` cannot use.
+    #[serde(default)]
+    pub product_unindexed: Vec<Unindexed>,
     /// Purchases.
     pub purchases: PurchasesMeta,
     /// What the build read and skipped.

@@ -241,7 +241,23 @@ impl Col<'_> {
                     .collect::<Result<Vec<_>>>()?;
                 scaled(vals, *s)
             }
-            DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            DataType::Float16 | DataType::Float32 => {
+                // Through f32's own shortest text: 1.005f32 is "1.005".
+                let cast = arrow_cast::cast(self.array, &DataType::Float32)
+                    .map_err(|e| self.cast_err(e, "float32"))?;
+                cast.as_primitive::<Float32Type>()
+                    .iter()
+                    .enumerate()
+                    .map(|(row, v)| match v {
+                        None => Ok(None),
+                        Some(x) if !x.is_finite() => Err(overflow(row, &x)),
+                        Some(x) => crate::money::decimal_str_to_cents(&format!("{x}"))
+                            .map(Some)
+                            .ok_or_else(|| overflow(row, &x)),
+                    })
+                    .collect()
+            }
+            DataType::Float64 => {
                 let cast = arrow_cast::cast(self.array, &DataType::Float64)
                     .map_err(|e| self.cast_err(e, "float64"))?;
                 cast.as_primitive::<Float64Type>()

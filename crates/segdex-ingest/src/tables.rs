@@ -399,7 +399,13 @@ fn open_table(
             .map(|e| e.map(|e| e.path()).map_err(|e| io_err(&location, e)))
             .collect::<Result<Vec<_>>>()?
             .into_iter()
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "parquet"))
+            .filter(|p| {
+                // Hidden and side files (`.part.crc`, `_SUCCESS`) are not data.
+                let hidden = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(['.', '_']));
+                p.is_file() && !hidden && p.extension().is_some_and(|x| x == "parquet")
+            })
             .collect();
         files.sort();
         if files.is_empty() {

@@ -198,7 +198,12 @@ impl<'a> Evaluator<'a> {
     fn customer_field(&self, code: &str, name: &str, path: &str) -> Res<&'a Field> {
         let meta = self.index.meta();
         self.index.customer_field(name).ok_or_else(|| {
-            let message = if meta.stored_only.iter().any(|s| s == name) {
+            let message = if let Some(u) = meta.customer_unindexed.iter().find(|u| u.name == name) {
+                format!(
+                    "column `{name}` has type {}, which segdex does not index (strings, lists of strings, numbers, dates, timestamps and booleans are indexed)",
+                    u.data_type
+                )
+            } else if meta.stored_only.iter().any(|s| s == name) {
                 format!("`{name}` is stored for export only and cannot be used in rules")
             } else if segdex_ingest::TableKind::Customers.canonical_columns().contains(&name) {
                 format!("attribute `{name}` is not in this index: the customers table has no such column")
@@ -620,7 +625,12 @@ impl<'a> Evaluator<'a> {
                     SegmentError {
                         code: code.to_string(),
                         path: f.path.clone(),
-                        message: if f.key == "name" {
+                        message: if let Some(u) = self.index.meta().product_unindexed.iter().find(|u| u.name == f.key) {
+                            format!(
+                                "product column `{}` has type {}; where keys are categorical (strings, integers, booleans, lists of strings)",
+                                f.key, u.data_type
+                            )
+                        } else if f.key == "name" {
                             "the product name is stored only and cannot be used in rules".into()
                         } else {
                             format!("unknown where key `{}` (keys: {})", f.key, names.join(", "))

@@ -534,6 +534,9 @@ fn parse_attr(cx: &Ctx, obj: &Map<String, Json>, path: &str) -> Result<Condition
                     if pair.len() != 2 {
                         return Err(cx.err(&p, "between takes [low, high]"));
                     }
+                    if between_reversed(&pair[0], &pair[1]) {
+                        return Err(cx.err(&p, "between [x, y] needs x <= y"));
+                    }
                     cmps.push((CmpOp::Gte, pair[0].clone()));
                     cmps.push((CmpOp::Lte, pair[1].clone()));
                     continue;
@@ -572,6 +575,24 @@ fn parse_attr(cx: &Ctx, obj: &Map<String, Json>, path: &str) -> Result<Condition
         test,
         path: path.to_string(),
     })
+}
+
+/// Whether `[x, y]` has x > y (numbers compared exactly, or dates).
+fn between_reversed(x: &Json, y: &Json) -> bool {
+    if let (Some(a), Some(b)) = (
+        x.as_number().and_then(Decimal::from_json),
+        y.as_number().and_then(Decimal::from_json),
+    ) {
+        let s = a.scale.max(b.scale);
+        return a.floor_scaled(s) > b.floor_scaled(s);
+    }
+    match (
+        x.as_str().and_then(parse_date),
+        y.as_str().and_then(parse_date),
+    ) {
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    }
 }
 
 /// Parses `YYYY-MM-DD` to a day number.
@@ -774,8 +795,13 @@ fn parse_purchase(cx: &Ctx, v: &Json, path: &str) -> Result<Purchase, SegmentErr
                         if pair.len() != 2 {
                             return Err(cx.err(&p, "between takes [low, high]"));
                         }
-                        having.push((measure, CmpOp::Gte, num(&pair[0], &format!("{p}[0]"))?));
-                        having.push((measure, CmpOp::Lte, num(&pair[1], &format!("{p}[1]"))?));
+                        let lo = num(&pair[0], &format!("{p}[0]"))?;
+                        let hi = num(&pair[1], &format!("{p}[1]"))?;
+                        if between_reversed(&pair[0], &pair[1]) {
+                            return Err(cx.err(&p, "between [x, y] needs x <= y"));
+                        }
+                        having.push((measure, CmpOp::Gte, lo));
+                        having.push((measure, CmpOp::Lte, hi));
                     }
                     "gt" | "gte" | "lt" | "lte" | "eq" => {
                         let cmp = match op.as_str() {

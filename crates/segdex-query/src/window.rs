@@ -27,6 +27,21 @@ impl AsOf {
                 whole_day: true,
             });
         }
+        // An instant without a zone is UTC, like every zoneless timestamp.
+        let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok());
+        if let Some(n) = naive {
+            let ns = n
+                .and_utc()
+                .timestamp_nanos_opt()
+                .ok_or_else(|| format!("as-of `{text}` is outside the years 1677..2262"))?;
+            return Ok(Self {
+                day: zone.local_day(ns),
+                clip_ns: ns,
+                whole_day: false,
+            });
+        }
         let t = chrono::DateTime::parse_from_rfc3339(text).map_err(|_| {
             format!("as-of `{text}`: expected YYYY-MM-DD or an RFC 3339 instant such as 2026-11-20T18:00:00-08:00")
         })?;
@@ -357,6 +372,8 @@ mod tests {
         let b = AsOf::parse("2024-03-11T03:30:00Z", &z).unwrap();
         assert_eq!(b.day, d("2024-03-10"));
         assert!(!b.whole_day);
+        let c = AsOf::parse("2024-03-11T03:30:00", &z).unwrap();
+        assert_eq!(c, b);
         assert!(AsOf::parse("2024-13-01", &z).is_err());
         assert!(AsOf::parse("yesterday", &z).is_err());
     }
