@@ -821,6 +821,60 @@ fn norm_len(n: &Norm) -> usize {
     }
 }
 
+/// Writes the export columns (SPEC §5) as text, one section each.
+fn write_stored(table: &Table, zone: &Zone, w: &mut Writer, rows: u32) -> Result<Vec<StoredColumn>> {
+    let mut out = Vec::new();
+    for name in STORED_COLUMNS {
+        let Some(c) = table.column(name) else {
+            continue;
+        };
+        let class = classify(&c.data_type);
+        let texts: Vec<Vec<String>> = read_table(table, &[name], |b| {
+            let col = col(b, 0);
+            let n = b.batch.num_rows();
+            Ok(match class {
+                ValueClass::Str => {
+                    let a = col.utf8()?;
+                    (0..n).map(|i| if a.is_null(i) { String::new() } else { a.value(i).to_string() }).collect()
+                }
+                ValueClass::Int => {
+                    let a = col.int64()?;
+                    (0..n).map(|i| if a.is_null(i) { String::new() } else { a.value(i).to_string() }).collect()
+                }
+                ValueClass::Timestamp => col
+                    .instants_ns()?
+                    .into_iter()
+                    .map(|v| v.map_or(String::new(), |ns| date_of(zone.local_day(ns)).to_string()))
+                    .collect(),
+                ValueClass::Date => col
+                    .days()?
+                    .into_iter()
+                    .map(|v| v.map_or(String::new(), |d| date_of(d).to_string()))
+                    .collect(),
+                _ => (0..n)
+                    .map(|i| arrow_cast::display::array_value_to_string(col.array, i).unwrap_or_default())
+                    .collect(),
+            })
+        })?;
+        let mut offsets: Vec<u8> = Vec::with_capacity((rows as usize + 1) * 8);
+        let mut bytes: Vec<u8> = Vec::new();
+        offsets.extend_from_slice(&0u64.to_le_bytes());
+        for t in texts.iter().flatten() {
+            bytes.extend_from_slice(t.as_bytes());
+            offsets.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        }
+        if offsets.len() != (rows as usize + 1) * 8 {
+            return Err(IndexError::Invalid(format!("{}: row count changed while reading", table.location.display())));
+        }
+        offsets.extend_from_slice(&bytes);
+        out.push(StoredColumn {
+            name: name.to_string(),
+            section: w.bytes(&offsets)?,
+        });
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------------------
 // Orders and lines
 
@@ -1247,6 +1301,7 @@ fn write_index(
         count: n_customers,
     };
     drop((cust_vals, cust_sorted));
+    let stored = write_stored(&sources.customers, zone, &mut w, n_customers)?;
 
     // Orders and lines.
     progress("reading orders and lines");
@@ -1492,6 +1547,7 @@ fn write_index(
         product_ids,
         customer_fields,
         stored_only,
+        stored,
         customer_unindexed,
         product_fields,
         product_unindexed,

@@ -143,6 +143,26 @@ impl Field {
     }
 }
 
+/// Customer columns kept as text for exports (SPEC §5).
+pub const STORED_COLUMNS: [&str; 6] = [
+    "first_name",
+    "last_name",
+    "email",
+    "registered_at",
+    "country",
+    "postal_code",
+];
+
+/// A customer column stored as text: `customers + 1` u64 offsets, then the
+/// UTF-8 bytes. Nulls are empty; timestamps are their local date.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredColumn {
+    /// The column (one of [`STORED_COLUMNS`]).
+    pub name: String,
+    /// Its section.
+    pub section: u32,
+}
+
 /// A column left out of the index because of its type.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Unindexed {
@@ -231,6 +251,9 @@ pub struct Meta {
     pub customer_fields: Vec<Field>,
     /// Customer columns stored but not indexed (cannot be used in rules).
     pub stored_only: Vec<String>,
+    /// Customer columns kept as text for exports.
+    #[serde(default)]
+    pub stored: Vec<StoredColumn>,
     /// Custom customer columns of a type that cannot be indexed.
     #[serde(default)]
     pub customer_unindexed: Vec<Unindexed>,

@@ -337,6 +337,60 @@ impl Index {
         Ok(None)
     }
 
+    /// The text of stored customer column `name` (one of
+    /// [`STORED_COLUMNS`]) for each row of `rows`, in row order; `None` when
+    /// the input had no such column.
+    pub fn stored_texts(&self, name: &str, rows: &Bitmap) -> Result<Option<Vec<String>>> {
+        let Some(col) = self.meta.stored.iter().find(|c| c.name == name) else {
+            return Ok(None);
+        };
+        let bytes = self.file.bytes(col.section)?;
+        let n = self.meta.customers as usize;
+        let base = 8 * (n + 1);
+        if bytes.len() < base {
+            return Err(self.corrupt(&format!("stored column {name}")));
+        }
+        let off = |i: usize| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8")) as usize;
+        rows.iter()
+            .map(|r| {
+                let r = r as usize;
+                if r >= n {
+                    return Err(self.corrupt("a row reference"));
+                }
+                bytes
+                    .get(base + off(r)..base + off(r + 1))
+                    .and_then(|s| std::str::from_utf8(s).ok())
+                    .map(str::to_string)
+                    .ok_or_else(|| self.corrupt(&format!("stored column {name}")))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// Spend in cents over all kept lines of each row of `rows` (all time,
+    /// no clip), in row order.
+    pub fn lifetime_cents(&self, rows: &Bitmap) -> Result<Vec<i128>> {
+        let mut out = Vec::with_capacity(rows.len() as usize);
+        let mut current: Option<(usize, ChunkView<'_>)> = None;
+        for r in rows.iter() {
+            let k = (r / CHUNK_ROWS) as usize;
+            if current.as_ref().is_none_or(|(c, _)| *c != k) {
+                current = Some((k, self.chunk(k)?));
+            }
+            let (_, view) = current.as_ref().expect("set above");
+            let local = (r - k as u32 * CHUNK_ROWS) as usize;
+            if local >= view.customers() {
+                return Err(self.corrupt("a row reference"));
+            }
+            let cents: i128 = view
+                .orders_of(local)
+                .flat_map(|o| o.lines().map(|(_, _, c)| c as i128).collect::<Vec<_>>())
+                .sum();
+            out.push(cents);
+        }
+        Ok(out)
+    }
+
     /// Verifies every section's checksum and every chunk's structure
     /// (reads the whole index).
     pub fn verify_all(&self) -> Result<()> {
