@@ -7,7 +7,7 @@
 //! `SEGDEX_DIFF_CASES=N` runs N cases (default 24); `SEGDEX_DIFF_SEED=S`
 //! starts at seed S, to replay a failure.
 
-use segdex::{AsOf, BuildOptions, Catalog, Index, build_index, evaluate_all};
+use segdex::{AsOf, BuildOptions, Catalog, Evaluator, Index, build_index, evaluate_all};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -53,6 +53,15 @@ fn engine_matches_reference_on_random_cases() {
             let at = AsOf::parse(as_of, index.zone()).unwrap();
             let got = evaluate_all(&index, &catalog, at)
                 .unwrap_or_else(|e| panic!("seed {seed} as of {as_of}: engine failed: {e}"));
+            // Sharing identical sub-conditions must not change any answer.
+            let unshared = Evaluator::new(&index, &catalog, at).without_sharing();
+            for (code, members) in &got {
+                assert_eq!(
+                    **members,
+                    *unshared.evaluate(code).unwrap(),
+                    "seed {seed} as of {as_of} segment {code}: sharing changed the answer"
+                );
+            }
             for (code, members) in got {
                 compared += 1;
                 let ids: BTreeSet<String> = index

@@ -23,7 +23,8 @@ use segdex_index::model::{BsiMeta, Field, FieldKind, IdKind, NumEncoding, float_
 use segdex_index::time::{date_of, month_of};
 use segdex_index::{CHUNK_ROWS, ExternalId, Index};
 use serde_json::Value as Json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A rule resolved against an index, ready to evaluate.
@@ -38,6 +39,9 @@ enum Node<'i> {
     Intersection(Vec<u32>),
     Range(&'i BsiMeta, Option<u64>, Option<u64>),
     Purchase(Box<PurchasePlan>),
+    /// A sub-condition that occurs more than once in the catalog: computed
+    /// once, then shared.
+    Shared(String, Box<Node<'i>>),
 }
 
 #[derive(Debug)]
@@ -64,19 +68,93 @@ pub struct Evaluator<'a> {
     catalog: &'a Catalog,
     as_of: AsOf,
     memo: Mutex<HashMap<String, Arc<Bitmap>>>,
+    /// Canonical keys of sub-conditions that occur more than once.
+    shared_keys: HashSet<String>,
+    shared: Mutex<HashMap<String, Arc<Bitmap>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// How much sharing of identical sub-conditions saved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SharingStats {
+    /// Distinct sub-conditions that occur more than once in the catalog.
+    pub shared_conditions: u64,
+    /// Evaluations answered from an earlier result.
+    pub hits: u64,
+    /// Shared sub-conditions computed.
+    pub computed: u64,
+}
+
+fn count_keys(c: &Condition, counts: &mut HashMap<String, u32>) {
+    *counts.entry(c.canonical()).or_default() += 1;
+    match c {
+        Condition::All(v) | Condition::Any(v) => v.iter().for_each(|c| count_keys(c, counts)),
+        Condition::Not(c) => count_keys(c, counts),
+        _ => {}
+    }
 }
 
 type Res<T> = Result<T, SegmentError>;
 
 impl<'a> Evaluator<'a> {
     /// An evaluator of `catalog` over `index` as of `as_of`.
+    /// Identical sub-conditions (same canonical form) across the catalog's
+    /// segments are computed once; see [`Evaluator::without_sharing`].
     pub fn new(index: &'a Index, catalog: &'a Catalog, as_of: AsOf) -> Self {
+        let mut counts = HashMap::new();
+        for s in catalog.segments() {
+            count_keys(&s.rule, &mut counts);
+        }
+        let shared_keys = counts
+            .into_iter()
+            .filter(|(k, n)| *n > 1 && !k.starts_with("segment:"))
+            .map(|(k, _)| k)
+            .collect();
         Self {
             index,
             catalog,
             as_of,
             memo: Mutex::new(HashMap::new()),
+            shared_keys,
+            shared: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
+    }
+
+    /// Turns sharing of identical sub-conditions off (to measure it).
+    pub fn without_sharing(mut self) -> Self {
+        self.shared_keys.clear();
+        self
+    }
+
+    /// What sharing saved so far.
+    pub fn sharing_stats(&self) -> SharingStats {
+        SharingStats {
+            shared_conditions: self.shared_keys.len() as u64,
+            hits: self.hits.load(Ordering::Relaxed),
+            computed: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Fixes the members of segment `code` (a static segment's frozen
+    /// members): references to it, and `evaluate(code)`, return them.
+    pub fn fix_members(&self, code: &str, members: Arc<Bitmap>) {
+        self.memo
+            .lock()
+            .expect("memo lock")
+            .insert(code.to_string(), members);
+    }
+
+    /// The index this evaluates over.
+    pub fn index(&self) -> &'a Index {
+        self.index
+    }
+
+    /// The as-of of this evaluation.
+    pub fn as_of(&self) -> AsOf {
+        self.as_of
     }
 
     /// Checks every segment against the index (attribute names, kinds,
@@ -126,6 +204,19 @@ impl<'a> Evaluator<'a> {
     // Planning
 
     fn plan(&self, code: &str, c: &Condition) -> Res<Node<'a>> {
+        let node = self.plan_inner(code, c)?;
+        if self.shared_keys.is_empty() {
+            return Ok(node);
+        }
+        let key = c.canonical();
+        Ok(if self.shared_keys.contains(&key) {
+            Node::Shared(key, Box::new(node))
+        } else {
+            node
+        })
+    }
+
+    fn plan_inner(&self, code: &str, c: &Condition) -> Res<Node<'a>> {
         let err = |path: &str, message: String| SegmentError {
             code: code.to_string(),
             path: path.to_string(),
@@ -746,6 +837,19 @@ impl<'a> Evaluator<'a> {
                 bsi.range(*lo, *hi)
             }
             Node::Purchase(p) => self.eval_purchase(p).map_err(ie)?,
+            Node::Shared(key, inner) => {
+                if let Some(b) = self.shared.lock().expect("shared lock").get(key) {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok((**b).clone());
+                }
+                let b = self.eval(inner)?;
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .lock()
+                    .expect("shared lock")
+                    .insert(key.clone(), Arc::new(b.clone()));
+                b
+            }
         })
     }
 

@@ -61,6 +61,11 @@ pub enum CmpOp {
 }
 
 /// A condition (SPEC §2.1), with its JSON path for error messages.
+///
+/// [`Condition::canonical`] gives a key that is the same for conditions that
+/// mean the same (paths left out, list order and nesting of `all`/`any`
+/// normalised, double negation removed): the unit of sharing across
+/// segments.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
@@ -95,6 +100,68 @@ pub enum Condition {
     },
     /// A purchase condition.
     Purchased(Purchase),
+}
+
+impl Condition {
+    /// A canonical text of the condition: equal for conditions that are the
+    /// same up to JSON paths, order of alternatives and `all`/`any` nesting.
+    pub fn canonical(&self) -> String {
+        fn sorted(items: impl Iterator<Item = String>) -> String {
+            let mut v: Vec<String> = items.collect();
+            v.sort();
+            v.dedup();
+            v.join(",")
+        }
+        fn flat<'c>(c: &'c Condition, all: bool, out: &mut Vec<&'c Condition>) {
+            match (c, all) {
+                (Condition::All(v), true) | (Condition::Any(v), false) => {
+                    v.iter().for_each(|c| flat(c, all, out))
+                }
+                _ => out.push(c),
+            }
+        }
+        let values = |v: &[Json]| sorted(v.iter().map(|x| x.to_string()));
+        match self {
+            Condition::All(_) | Condition::Any(_) => {
+                let all = matches!(self, Condition::All(_));
+                let mut parts = Vec::new();
+                flat(self, all, &mut parts);
+                if parts.len() == 1 && !std::ptr::eq(parts[0], self) {
+                    return parts[0].canonical();
+                }
+                let inner = sorted(parts.iter().map(|c| c.canonical()));
+                format!("{}({inner})", if all { "all" } else { "any" })
+            }
+            Condition::Not(c) => match c.as_ref() {
+                Condition::Not(inner) => inner.canonical(),
+                c => format!("not({})", c.canonical()),
+            },
+            Condition::Customers { ids, .. } => format!("customers[{}]", values(ids)),
+            Condition::Segment { code, .. } => format!("segment:{code}"),
+            Condition::Attr { name, test, .. } => {
+                let t = match test {
+                    AttrTest::In(v) => format!("in[{}]", values(v)),
+                    AttrTest::NotIn(v) => format!("not_in[{}]", values(v)),
+                    AttrTest::AllOf(v) => format!("all_of[{}]", values(v)),
+                    other => serde_json::to_string(other).expect("serializable"),
+                };
+                format!("attr:{name}:{t}")
+            }
+            Condition::Purchased(p) => {
+                let filters = sorted(p.filters.iter().map(|f| {
+                    format!(
+                        "{}{}[{}]",
+                        f.key,
+                        if f.negate { "!" } else { "" },
+                        values(&f.values)
+                    )
+                }));
+                let having = sorted(p.having.iter().map(|h| format!("{h:?}")));
+                let window = format!("{:?}", p.window);
+                format!("purchased:{{{filters}}}:{window}:{{{having}}}")
+            }
+        }
+    }
 }
 
 /// What an `attr` condition tests.
@@ -926,6 +993,39 @@ mod tests {
             let e = err(v);
             assert!(e.contains(needle), "{e:?} lacks {needle:?}");
         }
+    }
+
+    #[test]
+    fn canonical_keys_ignore_paths_order_and_nesting() {
+        let c = |v: Json| {
+            parse_segment(&json!({"code": "x", "rule": v}), "#0")
+                .unwrap()
+                .rule
+                .canonical()
+        };
+        let a = c(
+            json!({"all": [{"attr": "t", "in": ["b", "a"]}, {"purchased": {"where": {"brand": ["X"], "store": [1]}}}]}),
+        );
+        let b = c(
+            json!({"all": [{"all": [{"purchased": {"where": {"store": [1], "brand": ["X"]}}}]}, {"attr": "t", "in": ["a", "b"]}]}),
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            c(json!({"not": {"not": {"attr": "t", "in": ["a"]}}})),
+            c(json!({"attr": "t", "in": ["a"]}))
+        );
+        assert_ne!(
+            c(json!({"attr": "t", "in": ["a"]})),
+            c(json!({"attr": "t", "not_in": ["a"]}))
+        );
+        assert_ne!(
+            c(json!({"purchased": {"where": {"brand": ["X"]}}})),
+            c(json!({"purchased": {"where": {"brand": {"not_in": ["X"]}}}}))
+        );
+        assert_ne!(
+            c(json!({"all": [{"attr": "t", "in": ["a"]}]})),
+            c(json!({"any": [{"attr": "t", "in": ["b"]}]}))
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod lang;
 pub mod window;
 
 pub use catalog::Catalog;
-pub use eval::Evaluator;
+pub use eval::{Evaluator, SharingStats};
 pub use lang::{Segment, SegmentError};
 pub use window::AsOf;
 
