@@ -356,7 +356,13 @@ fn corrupt_indexes_are_refused_with_a_clear_error() {
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(
         &manifest,
-        text.replace("\"format_version\": 1", "\"format_version\": 99"),
+        text.replace(
+            &format!(
+                "\"format_version\": {}",
+                segdex::index::model::FORMAT_VERSION
+            ),
+            "\"format_version\": 99",
+        ),
     )
     .unwrap();
     assert!(

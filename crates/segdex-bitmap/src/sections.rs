@@ -259,6 +259,12 @@ impl SectionFile {
         self.table.is_empty()
     }
 
+    /// Length in bytes of section `id` (without padding), if it exists;
+    /// reads only the table of contents.
+    pub fn section_len(&self, id: u32) -> Option<u64> {
+        self.table.get(id as usize).map(|e| e.len)
+    }
+
     /// Size of the mapped file in bytes.
     pub fn file_len(&self) -> u64 {
         self.map.len() as u64

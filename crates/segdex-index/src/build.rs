@@ -822,7 +822,12 @@ fn norm_len(n: &Norm) -> usize {
 }
 
 /// Writes the export columns (SPEC §5) as text, one section each.
-fn write_stored(table: &Table, zone: &Zone, w: &mut Writer, rows: u32) -> Result<Vec<StoredColumn>> {
+fn write_stored(
+    table: &Table,
+    zone: &Zone,
+    w: &mut Writer,
+    rows: u32,
+) -> Result<Vec<StoredColumn>> {
     let mut out = Vec::new();
     for name in STORED_COLUMNS {
         let Some(c) = table.column(name) else {
@@ -835,11 +840,27 @@ fn write_stored(table: &Table, zone: &Zone, w: &mut Writer, rows: u32) -> Result
             Ok(match class {
                 ValueClass::Str => {
                     let a = col.utf8()?;
-                    (0..n).map(|i| if a.is_null(i) { String::new() } else { a.value(i).to_string() }).collect()
+                    (0..n)
+                        .map(|i| {
+                            if a.is_null(i) {
+                                String::new()
+                            } else {
+                                a.value(i).to_string()
+                            }
+                        })
+                        .collect()
                 }
                 ValueClass::Int => {
                     let a = col.int64()?;
-                    (0..n).map(|i| if a.is_null(i) { String::new() } else { a.value(i).to_string() }).collect()
+                    (0..n)
+                        .map(|i| {
+                            if a.is_null(i) {
+                                String::new()
+                            } else {
+                                a.value(i).to_string()
+                            }
+                        })
+                        .collect()
                 }
                 ValueClass::Timestamp => col
                     .instants_ns()?
@@ -852,21 +873,21 @@ fn write_stored(table: &Table, zone: &Zone, w: &mut Writer, rows: u32) -> Result
                     .map(|v| v.map_or(String::new(), |d| date_of(d).to_string()))
                     .collect(),
                 _ => (0..n)
-                    .map(|i| arrow_cast::display::array_value_to_string(col.array, i).unwrap_or_default())
+                    .map(|i| {
+                        arrow_cast::display::array_value_to_string(col.array, i).unwrap_or_default()
+                    })
                     .collect(),
             })
         })?;
-        let mut offsets: Vec<u8> = Vec::with_capacity((rows as usize + 1) * 8);
-        let mut bytes: Vec<u8> = Vec::new();
-        offsets.extend_from_slice(&0u64.to_le_bytes());
-        for t in texts.iter().flatten() {
-            bytes.extend_from_slice(t.as_bytes());
-            offsets.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        let texts: Vec<String> = texts.into_iter().flatten().collect();
+        if texts.len() != rows as usize {
+            return Err(IndexError::Invalid(format!(
+                "{}: row count changed while reading",
+                table.location.display()
+            )));
         }
-        if offsets.len() != (rows as usize + 1) * 8 {
-            return Err(IndexError::Invalid(format!("{}: row count changed while reading", table.location.display())));
-        }
-        offsets.extend_from_slice(&bytes);
+        let offsets = crate::stored::encode(&texts)
+            .map_err(|e| IndexError::Invalid(format!("compressing stored column {name}: {e}")))?;
         out.push(StoredColumn {
             name: name.to_string(),
             section: w.bytes(&offsets)?,
@@ -1362,13 +1383,25 @@ fn write_index(
         attr_values.push(v);
         attr_remaps.push(r);
     }
-    // Renumber orders by (customer, key, instant, attributes) and sort lines
-    // by order, so each customer's orders and lines are contiguous.
+    // Renumber orders by (customer, first instant of the order id, key,
+    // instant, attributes) and sort lines by order: each customer's orders
+    // and lines are contiguous, the groups of one order id adjacent, and
+    // orders in time order (see `chunk`).
+    let first_ns: Vec<i64> = {
+        let keys = orders.iter().map(|o| o.key as usize + 1).max().unwrap_or(0);
+        let mut first = vec![i64::MAX; keys];
+        for o in &orders {
+            let f = &mut first[o.key as usize];
+            *f = (*f).min(o.ns);
+        }
+        first
+    };
     let mut perm: Vec<u32> = (0..orders.len() as u32).collect();
     perm.par_sort_unstable_by_key(|&o| {
         let r = &orders[o as usize];
-        (r.cust, r.key, r.ns, r.attrs)
+        (r.cust, first_ns[r.key as usize], r.key, r.ns, r.attrs)
     });
+    drop(first_ns);
     let mut new_of = vec![0u32; orders.len()];
     for (new, &old) in perm.iter().enumerate() {
         new_of[old as usize] = new as u32;

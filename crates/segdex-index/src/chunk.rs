@@ -3,8 +3,12 @@
 //!
 //! An order here is the group of lines of one customer that share order id,
 //! instant and order attributes (in a denormalized lines table each line's
-//! own values are used). Orders of a customer are sorted by order key, so
-//! counting distinct order ids is counting changes of key.
+//! own values are used). A customer's groups of one order id are adjacent,
+//! so counting distinct order ids is counting changes of key; order ids are
+//! ordered by their first instant, so a customer's orders are in time order
+//! unless one order id has lines on several days. The chunk records whether
+//! that holds for all its customers ([`ChunkView::chronological`]); when it
+//! does, a window is found by binary search instead of a scan.
 
 use crate::packed::{self, Packed};
 
@@ -15,8 +19,8 @@ pub const ORDER_ATTR_COLUMNS: [&str; 4] = ["store_id", "payment_method", "offer_
 /// The value id that stands for null in order attribute columns.
 pub const NULL_VALUE: i64 = -1;
 
-const MAGIC: &[u8; 8] = b"SGDXCHK1";
-const COLUMNS: usize = 12;
+const MAGIC: &[u8; 8] = b"SGDXCHK2";
+const COLUMNS: usize = 13;
 
 /// Builds one chunk's section bytes.
 #[derive(Debug, Default)]
@@ -42,6 +46,16 @@ pub struct ChunkWriter {
 }
 
 impl ChunkWriter {
+    /// Whether every customer's orders have non-decreasing days.
+    fn chronological(&self) -> bool {
+        self.cust_start.windows(2).all(|w| {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            self.order_day[a..b].windows(2).all(|d| d[0] <= d[1])
+        })
+    }
+}
+
+impl ChunkWriter {
     /// Encodes the chunk.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -59,6 +73,7 @@ impl ChunkWriter {
             &self.line_product,
             &self.line_qty,
             &self.line_cents,
+            &vec![self.chronological() as i64],
         ] {
             packed::encode(col, &mut out);
         }
@@ -73,6 +88,7 @@ pub struct ChunkView<'a> {
     customers: usize,
     orders: usize,
     lines: usize,
+    chronological: bool,
 }
 
 /// One order of a customer, as seen by an evaluator.
@@ -107,6 +123,7 @@ impl<'a> ChunkView<'a> {
             || cols[8].len() != orders + 1
             || cols[10].len() != lines
             || cols[11].len() != lines
+            || cols[12].len() != 1
         {
             return None;
         }
@@ -123,12 +140,100 @@ impl<'a> ChunkView<'a> {
         if check && (!monotone(&cols[0], orders) || !monotone(&cols[8], lines)) {
             return None;
         }
-        Some(Self {
+        let chronological = cols[12].get(0) == 1;
+        let view = Self {
             cols,
             customers,
             orders,
             lines,
-        })
+            chronological,
+        };
+        if check && chronological {
+            let ok = (0..customers).all(|c| {
+                let r = view.order_range(c);
+                (r.start + 1..r.end).all(|i| view.order_day(i - 1) <= view.order_day(i))
+            });
+            if !ok {
+                return None;
+            }
+        }
+        Some(view)
+    }
+
+    /// Whether each customer's orders are in non-decreasing day order.
+    #[inline]
+    pub fn chronological(&self) -> bool {
+        self.chronological
+    }
+
+    /// The order numbers of the chunk's `local`-th customer.
+    #[inline]
+    pub fn order_range(&self, local: usize) -> std::ops::Range<usize> {
+        self.cols[0].get(local) as usize..self.cols[0].get(local + 1) as usize
+    }
+
+    /// The first order of `orders` whose day is `day` or later (requires
+    /// [`Self::chronological`]).
+    #[inline]
+    pub fn first_order_from(&self, orders: std::ops::Range<usize>, day: i32) -> usize {
+        let (mut lo, mut hi) = (orders.start, orders.end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.order_day(mid) < day {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Local day number of order `i`.
+    #[inline(always)]
+    pub fn order_day(&self, i: usize) -> i32 {
+        self.cols[1].get(i) as i32
+    }
+
+    /// Instant (ns) of order `i`.
+    #[inline(always)]
+    pub fn order_ns(&self, i: usize) -> i64 {
+        self.cols[2].get(i)
+    }
+
+    /// Dense order key of order `i`.
+    #[inline(always)]
+    pub fn order_key(&self, i: usize) -> i64 {
+        self.cols[3].get(i)
+    }
+
+    /// Value id of order attribute `a` of order `i`.
+    #[inline(always)]
+    pub fn order_attr(&self, a: usize, i: usize) -> i64 {
+        self.cols[4 + a].get(i)
+    }
+
+    /// The line numbers of order `i`.
+    #[inline(always)]
+    pub fn line_range(&self, i: usize) -> std::ops::Range<usize> {
+        self.cols[8].get(i) as usize..self.cols[8].get(i + 1) as usize
+    }
+
+    /// Product number of line `j`.
+    #[inline(always)]
+    pub fn line_product(&self, j: usize) -> u32 {
+        self.cols[9].get(j) as u32
+    }
+
+    /// Quantity of line `j`.
+    #[inline(always)]
+    pub fn line_qty(&self, j: usize) -> i64 {
+        self.cols[10].get(j)
+    }
+
+    /// Cents of line `j`.
+    #[inline(always)]
+    pub fn line_cents(&self, j: usize) -> i64 {
+        self.cols[11].get(j)
     }
 
     /// Customers in the chunk.

@@ -16,6 +16,7 @@ pub mod chunk;
 pub mod model;
 pub mod open;
 pub mod packed;
+pub mod stored;
 pub mod time;
 
 pub use build::{BuildOptions, build_index};

@@ -313,6 +313,105 @@ impl Index {
         rows.iter().map(|r| self.id_at(ids, values, r)).collect()
     }
 
+    /// A fingerprint of the customer id dictionary (xxh3-64 over the id
+    /// type, the count and the ids in row order): equal exactly when row
+    /// `r` is the same customer in both indexes, for every `r`. State kept
+    /// as row ids (recalculation) is valid only under an equal fingerprint.
+    pub fn customer_ids_fingerprint(&self) -> Result<u64> {
+        let ids = &self.meta.customer_ids;
+        let (values, _) = self.ids_bytes(ids)?;
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&[ids.kind as u8]);
+        h.update(&u64::from(ids.count).to_le_bytes());
+        h.update(values);
+        Ok(h.digest())
+    }
+
+    /// Bytes of the index by part (customer attributes, line store, product
+    /// bitmaps, ...), from the table of contents only: what a size budget
+    /// is spent on. Each entry is (part, sections, bytes); padding and the
+    /// table itself are counted under "overhead".
+    pub fn size_report(&self) -> Result<Vec<(&'static str, u64, u64)>> {
+        let n = self.file.len();
+        let mut part: Vec<&'static str> = vec!["other"; n];
+        let mut mark = |s: u32, name: &'static str| {
+            if let Some(p) = part.get_mut(s as usize) {
+                *p = name;
+            }
+        };
+        let field_sections = |f: &Field| -> Vec<u32> {
+            let mut v = f.value_sections.clone();
+            v.push(f.null_section);
+            if let Some(b) = &f.bsi {
+                v.extend(&b.slices);
+                v.push(b.exists);
+            }
+            v.extend(&f.month_day_sections);
+            v
+        };
+        let m = &self.meta;
+        for f in &m.customer_fields {
+            for s in field_sections(f) {
+                mark(s, "customer attributes");
+            }
+        }
+        for f in &m.product_fields {
+            for s in field_sections(f) {
+                mark(s, "product attributes");
+            }
+        }
+        for f in &m.purchases.order_attrs {
+            for s in field_sections(f) {
+                mark(s, "order attributes (all-time customers per value)");
+            }
+        }
+        for c in &m.stored {
+            mark(c.section, "stored export columns");
+        }
+        for ids in [&m.customer_ids, &m.product_ids] {
+            mark(ids.values, "id dictionaries");
+            mark(ids.sorted, "id dictionaries");
+        }
+        for &s in &m.purchases.chunks {
+            mark(s, "line store (chunks)");
+        }
+        for &s in &m.purchases.any_day {
+            mark(s, "customers per day");
+        }
+        mark(m.purchases.any_all_time, "customers per day");
+        mark(m.purchases.product_all_time, "product tables");
+        mark(m.purchases.product_months, "product tables");
+        for &s in self.product_all_time_table()? {
+            mark(s, "customers per product");
+        }
+        let (_, months) = match self.product_months.get() {
+            Some(t) => t,
+            None => {
+                self.product_months(0).ok();
+                self.product_months
+                    .get()
+                    .ok_or_else(|| self.corrupt("the product month table"))?
+            }
+        };
+        for &(_, s) in months {
+            mark(s, "customers per product and month");
+        }
+        let mut totals: std::collections::BTreeMap<&'static str, (u64, u64)> = Default::default();
+        let mut used = 0u64;
+        for (id, name) in part.iter().enumerate() {
+            let len = self.file.section_len(id as u32).unwrap_or(0);
+            used += len;
+            let t = totals.entry(name).or_default();
+            t.0 += 1;
+            t.1 += len;
+        }
+        let mut out: Vec<(&'static str, u64, u64)> =
+            totals.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
+        out.push(("overhead", 0, self.file.file_len().saturating_sub(used)));
+        out.sort_by_key(|p| std::cmp::Reverse(p.2));
+        Ok(out)
+    }
+
     /// The customer ids' type.
     pub fn customer_id_kind(&self) -> IdKind {
         self.meta.customer_ids.kind
@@ -345,25 +444,8 @@ impl Index {
             return Ok(None);
         };
         let bytes = self.file.bytes(col.section)?;
-        let n = self.meta.customers as usize;
-        let base = 8 * (n + 1);
-        if bytes.len() < base {
-            return Err(self.corrupt(&format!("stored column {name}")));
-        }
-        let off = |i: usize| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8")) as usize;
-        rows.iter()
-            .map(|r| {
-                let r = r as usize;
-                if r >= n {
-                    return Err(self.corrupt("a row reference"));
-                }
-                bytes
-                    .get(base + off(r)..base + off(r + 1))
-                    .and_then(|s| std::str::from_utf8(s).ok())
-                    .map(str::to_string)
-                    .ok_or_else(|| self.corrupt(&format!("stored column {name}")))
-            })
-            .collect::<Result<Vec<_>>>()
+        crate::stored::read(bytes, self.meta.customers as usize, rows)
+            .ok_or_else(|| self.corrupt(&format!("stored column {name}")))
             .map(Some)
     }
 
@@ -382,10 +464,13 @@ impl Index {
             if local >= view.customers() {
                 return Err(self.corrupt("a row reference"));
             }
-            let cents: i128 = view
-                .orders_of(local)
-                .flat_map(|o| o.lines().map(|(_, _, c)| c as i128).collect::<Vec<_>>())
-                .sum();
+            let orders = view.order_range(local);
+            let cents: i128 = match (orders.start < orders.end)
+                .then(|| view.line_range(orders.start).start..view.line_range(orders.end - 1).end)
+            {
+                Some(lines) => lines.map(|j| view.line_cents(j) as i128).sum(),
+                None => 0,
+            };
             out.push(cents);
         }
         Ok(out)

@@ -1,32 +1,48 @@
-//! Integer columns packed to the narrowest byte width that holds
-//! `value - base`, as stored in the line store.
+//! Integer columns packed to the fewest whole bytes that hold
+//! `(value - base) / scale`, as stored in the line store.
 //!
-//! Encoding: `count: u64`, `base: i64`, `width: u8` and 7 zero bytes, then
-//! `count × width` little-endian bytes, padded to a multiple of 8.
+//! `scale` is the greatest common divisor of the differences, so instants in
+//! nanoseconds that are whole seconds take 4 bytes, not 8. Reading a value is
+//! one unaligned 8-byte load, a mask, a multiply and an add, whatever the
+//! width — no branch on the width in the inner loops.
+//!
+//! Encoding: `count: u64`, `base: i64`, `scale: i64`, `width: u8` and 7 zero
+//! bytes, then `count × width` little-endian bytes, then 8 zero bytes of
+//! slack (so the last value can be read with an 8-byte load), padded to a
+//! multiple of 8.
+
+const HEADER: usize = 32;
+const SLACK: usize = 8;
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
 
 /// Encodes `values` and appends the encoding to `out`.
 pub fn encode(values: &[i64], out: &mut Vec<u8>) {
     let base = values.iter().copied().min().unwrap_or(0);
-    let span = values
-        .iter()
-        .map(|&v| (v as i128 - base as i128) as u128)
-        .max()
-        .unwrap_or(0);
-    let width: u8 = match span {
-        0 => 0,
-        1..=0xFF => 1,
-        0x100..=0xFFFF => 2,
-        0x1_0000..=0xFFFF_FFFF => 4,
-        _ => 8,
+    let diff = |v: i64| (v as i128 - base as i128) as u64;
+    let scale = values.iter().fold(0u64, |g, &v| gcd(g, diff(v)));
+    // A span of zero (all equal) or a scale that does not fit i64 keeps 1.
+    let scale = if scale == 0 || scale > i64::MAX as u64 {
+        1
+    } else {
+        scale
     };
+    let span = values.iter().map(|&v| diff(v) / scale).max().unwrap_or(0);
+    let width = (64 - span.leading_zeros()).div_ceil(8) as usize;
     out.extend_from_slice(&(values.len() as u64).to_le_bytes());
     out.extend_from_slice(&base.to_le_bytes());
-    out.push(width);
+    out.extend_from_slice(&(scale as i64).to_le_bytes());
+    out.push(width as u8);
     out.extend_from_slice(&[0u8; 7]);
     for &v in values {
-        let d = (v as i128 - base as i128) as u64;
-        out.extend_from_slice(&d.to_le_bytes()[..width as usize]);
+        out.extend_from_slice(&(diff(v) / scale).to_le_bytes()[..width]);
     }
+    out.extend_from_slice(&[0u8; SLACK]);
     while !out.len().is_multiple_of(8) {
         out.push(0);
     }
@@ -36,29 +52,41 @@ pub fn encode(values: &[i64], out: &mut Vec<u8>) {
 #[derive(Debug, Clone, Copy)]
 pub struct Packed<'a> {
     base: i64,
+    scale: i64,
     width: usize,
+    mask: u64,
     len: usize,
+    /// The values' bytes plus the slack.
     data: &'a [u8],
 }
 
 impl<'a> Packed<'a> {
     /// Parses one column at the start of `bytes`; returns it and the rest.
     pub fn parse(bytes: &'a [u8]) -> Option<(Self, &'a [u8])> {
-        let header = bytes.get(..24)?;
-        let len = usize::try_from(u64::from_le_bytes(header[0..8].try_into().ok()?)).ok()?;
-        let base = i64::from_le_bytes(header[8..16].try_into().ok()?);
-        let width = header[16] as usize;
-        if ![0, 1, 2, 4, 8].contains(&width) {
+        let header = bytes.get(..HEADER)?;
+        let word = |i: usize| -> Option<[u8; 8]> { header[i..i + 8].try_into().ok() };
+        let len = usize::try_from(u64::from_le_bytes(word(0)?)).ok()?;
+        let base = i64::from_le_bytes(word(8)?);
+        let scale = i64::from_le_bytes(word(16)?);
+        let width = header[24] as usize;
+        if width > 8 || scale < 1 {
             return None;
         }
-        let body = len.checked_mul(width)?;
+        let body = len.checked_mul(width)?.checked_add(SLACK)?;
         let padded = body.checked_add(7)? / 8 * 8;
-        let data = bytes.get(24..24 + body)?;
-        let rest = bytes.get(24 + padded..)?;
+        let data = bytes.get(HEADER..HEADER.checked_add(body)?)?;
+        let rest = bytes.get(HEADER.checked_add(padded)?..)?;
+        let mask = if width == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * width)) - 1
+        };
         Some((
             Self {
                 base,
+                scale,
                 width,
+                mask,
                 len,
                 data,
             },
@@ -76,19 +104,18 @@ impl<'a> Packed<'a> {
         self.len == 0
     }
 
-    /// Value `i` (panics if out of range, like slice indexing).
-    #[inline]
+    /// Value `i`. An index past the end reads a value that may be
+    /// meaningless or panics like slice indexing; callers stay in range
+    /// (chunk offsets are validated when a chunk is first opened).
+    #[inline(always)]
     pub fn get(&self, i: usize) -> i64 {
-        let w = self.width;
-        let d = match w {
-            0 => 0u64,
-            1 => self.data[i] as u64,
-            2 => u16::from_le_bytes([self.data[2 * i], self.data[2 * i + 1]]) as u64,
-            4 => u32::from_le_bytes(self.data[4 * i..4 * i + 4].try_into().expect("4")) as u64,
-            _ => u64::from_le_bytes(self.data[8 * i..8 * i + 8].try_into().expect("8")),
+        let off = i * self.width;
+        let raw = match self.data.get(off..off + 8) {
+            Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+            None => panic!("packed index {i} out of range ({} values)", self.len),
         };
-        assert!(i < self.len, "packed index out of range");
-        self.base.wrapping_add(d as i64)
+        self.base
+            .wrapping_add(((raw & self.mask) as i64).wrapping_mul(self.scale))
     }
 }
 
@@ -97,14 +124,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_every_width() {
+    fn round_trips_every_width_and_scale() {
         for values in [
             vec![],
             vec![5, 5, 5],
             vec![-3, 200, 7],
             vec![0, 65_000, -1],
+            vec![0, 1 << 20, 3],
             vec![i64::MIN, i64::MAX, 0],
             vec![1_700_000_000_000_000_000, 1_700_000_000_999_999_999],
+            // Whole seconds in nanoseconds: scale 1e9, 4 bytes.
+            vec![
+                1_700_000_000_000_000_000,
+                1_700_000_100_000_000_000,
+                1_600_000_000_000_000_000,
+            ],
+            vec![-40, 60, 160],
         ] {
             let mut buf = Vec::new();
             encode(&values, &mut buf);
@@ -117,5 +152,17 @@ mod tests {
             assert!(rest.is_empty());
         }
         assert!(Packed::parse(&[0u8; 10]).is_none());
+    }
+
+    #[test]
+    fn seconds_in_nanoseconds_take_four_bytes() {
+        let values: Vec<i64> = (0..100)
+            .map(|i| 1_700_000_000_000_000_000 + (i * i * 1000 + i) * 1_000_000_000)
+            .collect();
+        let mut buf = Vec::new();
+        encode(&values, &mut buf);
+        let (p, _) = Packed::parse(&buf).unwrap();
+        assert_eq!(p.width, 3);
+        assert_eq!(p.get(99), values[99]);
     }
 }

@@ -179,7 +179,7 @@ impl<'a> Evaluator<'a> {
         let node = self
             .plan(code, &seg.rule)
             .map_err(|e| QueryError::Segments(vec![e]))?;
-        let result = Arc::new(self.eval(&node)?);
+        let result = Arc::new(self.eval(&node, None)?);
         self.memo
             .lock()
             .expect("memo lock")
@@ -777,29 +777,63 @@ impl<'a> Evaluator<'a> {
     // -----------------------------------------------------------------------
     // Evaluation
 
-    fn eval(&self, node: &Node<'a>) -> Result<Bitmap, QueryError> {
+    /// Evaluates `node`. With a `mask`, the result is exact only inside
+    /// the mask (`result ∩ mask = answer ∩ mask`): purchase conditions then
+    /// check only the masked candidates' lines.
+    fn eval(&self, node: &Node<'a>, mask: Option<&Bitmap>) -> Result<Bitmap, QueryError> {
         let ie = |e: segdex_index::IndexError| QueryError::Index(e);
         Ok(match node {
             Node::All(children) => {
                 if children.is_empty() {
-                    return Ok(self.everyone());
+                    return Ok(mask.cloned().unwrap_or_else(|| self.everyone()));
                 }
-                let parts = children
+                // Bitmap-only children first, in parallel; then the
+                // conditions that read the line store, cheapest first, each
+                // only on the customers still in the running.
+                let (cheap, mut costly): (Vec<&Node>, Vec<&Node>) =
+                    children.iter().partition(|c| cost(c) == 0);
+                costly.sort_by_key(|c| cost(c));
+                let parts = cheap
                     .par_iter()
-                    .map(|c| self.eval(c))
+                    .map(|c| self.eval(c, mask))
                     .collect::<Result<Vec<_>, _>>()?;
-                let mut it = parts.into_iter();
-                let first = it.next().expect("non-empty");
-                it.fold(first, |acc, b| acc & b)
+                let mut acc: Option<Bitmap> = mask.cloned();
+                for b in parts {
+                    acc = Some(match acc {
+                        Some(a) => a & b,
+                        None => b,
+                    });
+                }
+                for c in costly {
+                    if acc.as_ref().is_some_and(|a| a.is_empty()) {
+                        break;
+                    }
+                    let b = self.eval(c, acc.as_ref())?;
+                    acc = Some(match acc {
+                        Some(a) => a & b,
+                        None => b,
+                    });
+                }
+                acc.expect("at least one child")
             }
             Node::Any(children) => {
                 let parts = children
                     .par_iter()
-                    .map(|c| self.eval(c))
+                    .map(|c| self.eval(c, mask))
                     .collect::<Result<Vec<_>, _>>()?;
-                union_all(parts.iter())
+                let u = union_all(parts.iter());
+                match mask {
+                    Some(m) => u & m,
+                    None => u,
+                }
             }
-            Node::Not(c) => self.everyone() - self.eval(c)?,
+            Node::Not(c) => {
+                let inner = self.eval(c, mask)?;
+                match mask {
+                    Some(m) => m - inner,
+                    None => self.everyone() - inner,
+                }
+            }
             Node::Rows(b) => b.clone(),
             Node::Segment(other) => (*self.evaluate(other)?).clone(),
             Node::Union(secs) => {
@@ -836,13 +870,14 @@ impl<'a> Evaluator<'a> {
                 };
                 bsi.range(*lo, *hi)
             }
-            Node::Purchase(p) => self.eval_purchase(p).map_err(ie)?,
+            Node::Purchase(p) => self.eval_purchase(p, mask).map_err(ie)?,
             Node::Shared(key, inner) => {
                 if let Some(b) = self.shared.lock().expect("shared lock").get(key) {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok((**b).clone());
                 }
-                let b = self.eval(inner)?;
+                // Computed whole (no mask), since others share it.
+                let b = self.eval(inner, None)?;
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 self.shared
                     .lock()
@@ -853,7 +888,11 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    fn eval_purchase(&self, p: &PurchasePlan) -> Result<Bitmap, segdex_index::IndexError> {
+    fn eval_purchase(
+        &self,
+        p: &PurchasePlan,
+        mask: Option<&Bitmap>,
+    ) -> Result<Bitmap, segdex_index::IndexError> {
         let index = self.index;
         let meta = &index.meta().purchases;
         let d = self.as_of.day;
@@ -907,6 +946,9 @@ impl<'a> Evaluator<'a> {
                 c
             }
         };
+        if let Some(m) = mask {
+            cand &= m;
+        }
         for f in &p.filters {
             let maps = f
                 .sections
@@ -932,7 +974,11 @@ impl<'a> Evaluator<'a> {
             self.verify(p, &cand, lo, hi)?
         };
         Ok(if holds_at_zero {
-            passing | (self.everyone() - cand)
+            let outside = match mask {
+                Some(m) => m - &cand,
+                None => self.everyone() - &cand,
+            };
+            passing | outside
         } else {
             passing
         })
@@ -956,23 +1002,38 @@ impl<'a> Evaluator<'a> {
             }
         }
         let clip = self.as_of.clip_ns;
+        let as_of_day = self.as_of.day;
         let first_only = p.having.is_empty();
         let parts = by_chunk
             .par_iter()
             .map(|(k, rows)| -> Result<Vec<u32>, segdex_index::IndexError> {
                 let view = self.index.chunk(*k)?;
+                let chronological = view.chronological();
                 let base = *k as u32 * CHUNK_ROWS;
                 let mut out = Vec::new();
                 for &row in rows {
+                    let orders = view.order_range((row - base) as usize);
+                    let start = if chronological {
+                        view.first_order_from(orders.clone(), lo)
+                    } else {
+                        orders.start
+                    };
                     let mut m = Measures::default();
                     let mut last_key: Option<i64> = None;
-                    for o in view.orders_of((row - base) as usize) {
-                        let day = o.day();
-                        if day < lo || day > hi || o.ns() > clip {
+                    for i in start..orders.end {
+                        let day = view.order_day(i);
+                        if day > hi {
+                            if chronological {
+                                break;
+                            }
+                            continue;
+                        }
+                        // Only orders of the as-of day can be after the clip.
+                        if day < lo || (day >= as_of_day && view.order_ns(i) > clip) {
                             continue;
                         }
                         let attrs_ok = p.filters.iter().all(|f| {
-                            let v = o.attr(f.attr);
+                            let v = view.order_attr(f.attr, i);
                             if v == NULL_VALUE {
                                 f.null_ok
                             } else {
@@ -982,25 +1043,35 @@ impl<'a> Evaluator<'a> {
                         if !attrs_ok {
                             continue;
                         }
-                        let mut kept = false;
-                        for (prod, qty, cents) in o.lines() {
-                            let ok = match &p.products {
-                                None => true,
-                                Some((mask, _)) => {
-                                    mask.get(prod as usize).copied().unwrap_or(false)
+                        let lines = view.line_range(i);
+                        let kept = match &p.products {
+                            None => {
+                                m.lines += lines.len() as i128;
+                                for j in lines.clone() {
+                                    m.units += view.line_qty(j) as i128;
+                                    m.cents += view.line_cents(j) as i128;
                                 }
-                            };
-                            if ok {
-                                kept = true;
-                                m.lines += 1;
-                                m.units += qty as i128;
-                                m.cents += cents as i128;
+                                !lines.is_empty()
                             }
-                        }
+                            Some((allowed, _)) => {
+                                let mut kept = false;
+                                for j in lines {
+                                    let prod = view.line_product(j) as usize;
+                                    if allowed.get(prod).copied().unwrap_or(false) {
+                                        kept = true;
+                                        m.lines += 1;
+                                        m.units += view.line_qty(j) as i128;
+                                        m.cents += view.line_cents(j) as i128;
+                                    }
+                                }
+                                kept
+                            }
+                        };
                         if kept {
-                            if last_key != Some(o.key()) {
+                            let key = view.order_key(i);
+                            if last_key != Some(key) {
                                 m.orders += 1;
-                                last_key = Some(o.key());
+                                last_key = Some(key);
                             }
                             if first_only {
                                 break;
@@ -1020,6 +1091,19 @@ impl<'a> Evaluator<'a> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Bitmap::from_sorted_iter(parts.into_iter().flatten()).expect("chunks in order"))
+    }
+}
+
+/// How much reading of the line store a node may need: 0 for bitmap-only
+/// nodes, more for purchase conditions (those with `having` or order
+/// attribute filters most). Orders the children of `all`.
+fn cost(node: &Node<'_>) -> u8 {
+    match node {
+        Node::Purchase(p) => 1 + (!p.having.is_empty()) as u8 + (!p.filters.is_empty()) as u8,
+        Node::All(v) | Node::Any(v) => v.iter().map(cost).max().unwrap_or(0),
+        Node::Not(c) | Node::Shared(_, c) => cost(c),
+        Node::Segment(_) => 1,
+        _ => 0,
     }
 }
 
