@@ -30,6 +30,7 @@ pub use segdex_ingest as ingest;
 pub use segdex_query::{
     self as query, AsOf, Catalog, Evaluator, QueryError, Segment, SegmentError,
 };
+pub use segdex_recalc as recalc;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! `segdex demo`: the main job on the sample data embedded in the binary.
 
-use segdex::{AsOf, BuildOptions, Catalog, Evaluator, Index};
-use std::time::Instant;
+use segdex::recalc::{Definitions, PassOptions, run_pass};
+use segdex::{AsOf, BuildOptions, Index};
 
 /// The sample tables (generated with `segdex generate --customers 20000 --seed 42`).
 const TABLES: [(&str, &[u8]); 4] = [
@@ -39,8 +39,10 @@ const SEGMENTS: [&str; 10] = [
 
 /// The sample's time zone (its stores are in California).
 pub const TIMEZONE: &str = "America/Los_Angeles";
-/// The sample's last day of orders: the demo evaluates as of that day.
+/// The sample's last day of orders: the demo's second pass is as of it.
 pub const AS_OF: &str = "2026-11-20";
+/// The demo's first pass: the night before.
+pub const PREVIOUS_DAY: &str = "2026-11-19";
 
 pub fn run() -> Result<(), super::AnyError> {
     let dir = tempfile::tempdir()?;
@@ -68,25 +70,51 @@ pub fn run() -> Result<(), super::AnyError> {
         .iter()
         .map(|t| serde_json::from_str(t))
         .collect::<Result<_, _>>()?;
-    let catalog = Catalog::from_json(&serde_json::Value::Array(segments))
-        .map_err(segdex::QueryError::Segments)?;
-    let as_of = AsOf::parse(AS_OF, index.zone())?;
-    let eval = Evaluator::new(&index, &catalog, as_of);
-    println!("segment sizes as of {AS_OF}:\n");
+    let defs = Definitions::from_json(&serde_json::Value::Array(segments));
+    if !defs.problems().is_empty() {
+        return Err(segdex::QueryError::Segments(defs.problems().to_vec()).into());
+    }
+    // Two nightly passes: the day before, then the sample's last day, so
+    // the table shows who entered and left overnight.
+    let state = dir.path().join("state");
+    let mut last = None;
+    for day in [PREVIOUS_DAY, AS_OF] {
+        let as_of = AsOf::parse(day, index.zone())?;
+        last = Some(run_pass(
+            &index,
+            &defs,
+            as_of,
+            &state,
+            &PassOptions::default(),
+            &|_| {},
+        )?);
+    }
+    let report = last.expect("two passes");
+    println!("segments recalculated as of {PREVIOUS_DAY}, then {AS_OF}:\n");
     println!(
-        "{:<28} {:<34} {:>8} {:>10}",
-        "code", "name", "members", "ms"
+        "{:<28} {:<28} {:<8} {:>8} {:>8} {:>6} {:>8}",
+        "code", "name", "mode", "members", "entered", "left", "ms"
     );
-    for s in catalog.segments() {
-        let started = Instant::now();
-        let members = eval.evaluate(&s.code)?;
+    for r in &report.segments {
+        let seg = defs.catalog().get(&r.code).expect("reported segments exist");
         println!(
-            "{:<28} {:<34} {:>8} {:>10.2}",
-            s.code,
-            s.name,
-            members.len(),
-            started.elapsed().as_secs_f64() * 1000.0
+            "{:<28} {:<28} {:<8} {:>8} {:>8} {:>6} {:>8.2}",
+            r.code,
+            seg.name,
+            format!("{:?}", seg.mode).to_lowercase(),
+            r.size,
+            r.entered,
+            r.left,
+            r.seconds * 1000.0
         );
     }
+    println!(
+        "\npass {} took {:.2}s ({:.2}s evaluating); shared sub-conditions: {} computed, {} reused",
+        report.pass,
+        report.seconds,
+        report.evaluate_seconds,
+        report.sharing.computed,
+        report.sharing.hits
+    );
     Ok(())
 }

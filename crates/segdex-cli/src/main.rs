@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod demo;
+mod recalc_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +77,56 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Count)]
         format: Format,
+    },
+    /// Recalculate every active segment (dependency order, in parallel) and
+    /// commit members, enter/leave events and history to a state directory.
+    ///
+    /// Exits with status 2 when the pass was committed without some invalid
+    /// segments (each reported on stderr by code and JSON path).
+    Recalc {
+        /// Index directory.
+        #[arg(long)]
+        index: PathBuf,
+        /// A JSON file (one segment or an array) or a directory of them.
+        #[arg(long)]
+        segments: PathBuf,
+        /// YYYY-MM-DD (the whole local day) or an RFC 3339 instant.
+        #[arg(long)]
+        as_of: String,
+        /// State directory (created when missing).
+        #[arg(long)]
+        state: PathBuf,
+        /// Compute identical sub-conditions once per segment instead of once
+        /// per pass (to measure what sharing saves).
+        #[arg(long)]
+        no_sharing: bool,
+    },
+    /// Print the size history of a state directory; optionally chart it as SVG.
+    History {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Only this segment.
+        #[arg(long)]
+        segment: Option<String>,
+        /// Write an SVG line chart of the sizes to this file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Write the snapshot CSV of a segment's latest members.
+    Export {
+        /// Index directory (the one the state was made from).
+        #[arg(long)]
+        index: PathBuf,
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Segment code.
+        #[arg(long)]
+        segment: String,
+        /// CSV file to write (replaced atomically).
+        #[arg(long)]
+        csv: PathBuf,
     },
     /// Build the embedded sample data, evaluate the seed segments and print their sizes.
     Demo,
@@ -146,6 +197,24 @@ fn run(command: Command) -> Result<(), AnyError> {
             only,
             format,
         } => query(&index, &segments, &as_of, &only, format),
+        Command::Recalc {
+            index,
+            segments,
+            as_of,
+            state,
+            no_sharing,
+        } => recalc_cmd::recalc(&index, &segments, &as_of, &state, no_sharing),
+        Command::History {
+            state,
+            segment,
+            svg,
+        } => recalc_cmd::history(&state, segment.as_deref(), svg.as_deref()),
+        Command::Export {
+            index,
+            state,
+            segment,
+            csv,
+        } => recalc_cmd::export(&index, &state, &segment, &csv),
         Command::Demo => demo::run(),
     }
 }

@@ -1,0 +1,361 @@
+//! File system helpers (durable writes, links, syncs) and the Parquet
+//! files of a state directory.
+
+use crate::{Result, io_err, pq_err};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
+use segdex_bitmap::Bitmap;
+use segdex_index::{ExternalId, IdKind, Index};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+// ---------------------------------------------------------------------------
+// File system
+
+/// Creates `path` (and its parents).
+pub(crate) fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| io_err(path, e))
+}
+
+/// Writes a new file; an existing file is an error, never truncated (it
+/// may be a hard link shared with a committed generation). Not synced:
+/// see [`sync_all`].
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    f.write_all(bytes).map_err(|e| io_err(path, e))?;
+    Ok(())
+}
+
+/// fsyncs a directory (its entries).
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+/// Above this many files, one `syncfs` of the file system is cheaper than
+/// an fsync per file.
+const SYNCFS_FROM: usize = 256;
+
+/// Makes `files` and `dirs` durable: an fsync each, or (Linux, many files)
+/// one `syncfs` of the file system holding `dirs[0]`.
+pub(crate) fn sync_all(files: &[PathBuf], dirs: &[PathBuf]) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    if files.len() >= SYNCFS_FROM
+        && let Some(d) = dirs.first()
+    {
+        use std::os::fd::AsRawFd;
+        let f = File::open(d).map_err(|e| io_err(d, e))?;
+        // SAFETY: syncfs(2) on a file descriptor we own.
+        if unsafe { libc::syncfs(f.as_raw_fd()) } == 0 {
+            return Ok(());
+        }
+        return Err(io_err(d, std::io::Error::last_os_error()));
+    }
+    let _ = SYNCFS_FROM;
+    files.par_iter().try_for_each(|p| {
+        File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_err(p, e))
+    })?;
+    dirs.iter().try_for_each(|d| fsync_dir(d))
+}
+
+/// Hard-links `from` to `to`, or copies it where links are not possible.
+pub(crate) fn link_or_copy(from: &Path, to: &Path) -> Result<bool> {
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(false);
+    }
+    std::fs::copy(from, to).map_err(|e| io_err(from, e))?;
+    Ok(true)
+}
+
+/// Removes a directory tree if it exists.
+pub(crate) fn remove_tree(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parquet
+
+fn props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build()
+}
+
+/// Encodes `batches` (all of `schema`) as one Parquet file in memory.
+pub(crate) fn parquet_bytes(
+    path: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut w =
+        ArrowWriter::try_new(&mut buf, schema, Some(props())).map_err(|e| pq_err(path, e))?;
+    for b in batches {
+        w.write(b).map_err(|e| pq_err(path, e))?;
+    }
+    w.close().map_err(|e| pq_err(path, e))?;
+    Ok(buf)
+}
+
+/// The Arrow type of the index's customer ids.
+pub(crate) fn id_type(kind: IdKind) -> DataType {
+    match kind {
+        IdKind::Int => DataType::Int64,
+        IdKind::Str => DataType::Utf8,
+    }
+}
+
+/// The external ids of `rows`, in row order, as an Arrow array of the
+/// index's id type (int64 or utf8).
+pub(crate) fn id_array(index: &Index, rows: &Bitmap) -> Result<ArrayRef> {
+    let ids = index.external_ids(rows)?;
+    Ok(match index.customer_id_kind() {
+        IdKind::Int => Arc::new(Int64Array::from_iter_values(ids.iter().map(
+            |id| match id {
+                ExternalId::Int(i) => *i,
+                ExternalId::Str(_) => 0,
+            },
+        ))),
+        IdKind::Str => Arc::new(StringArray::from_iter_values(ids.iter().map(
+            |id| match id {
+                ExternalId::Str(s) => s.as_str(),
+                ExternalId::Int(_) => "",
+            },
+        ))),
+    })
+}
+
+/// The schema of `members/<code>.parquet`.
+pub(crate) fn members_schema(kind: IdKind) -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "customer_id",
+        id_type(kind),
+        false,
+    )]))
+}
+
+/// `members/<code>.parquet` bytes.
+pub(crate) fn members_parquet(index: &Index, rows: &Bitmap, path: &Path) -> Result<Vec<u8>> {
+    let schema = members_schema(index.customer_id_kind());
+    let batch = RecordBatch::try_new(schema.clone(), vec![id_array(index, rows)?])
+        .map_err(|e| pq_err(path, e))?;
+    parquet_bytes(path, schema, &[batch])
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The schema of an events file.
+pub(crate) fn events_schema(kind: IdKind) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("code", DataType::Utf8, false),
+        Field::new("customer_id", id_type(kind), false),
+        Field::new("change", DataType::Utf8, false),
+        Field::new("as_of", ts_type(), false),
+    ]))
+}
+
+/// One segment's events: `entered` rows, then `left` rows.
+pub(crate) fn events_batch(
+    index: &Index,
+    path: &Path,
+    code: &str,
+    entered: &Bitmap,
+    left: &Bitmap,
+    as_of_us: i64,
+) -> Result<RecordBatch> {
+    let n = (entered.len() + left.len()) as usize;
+    let ids_in = id_array(index, entered)?;
+    let ids_out = id_array(index, left)?;
+    let ids = concat_ids(&[ids_in, ids_out], path)?;
+    let change = StringArray::from_iter_values(
+        std::iter::repeat_n("entered", entered.len() as usize)
+            .chain(std::iter::repeat_n("left", left.len() as usize)),
+    );
+    RecordBatch::try_new(
+        events_schema(index.customer_id_kind()),
+        vec![
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(code, n))),
+            ids,
+            Arc::new(change),
+            Arc::new(TimestampMicrosecondArray::from(vec![as_of_us; n]).with_timezone("UTC")),
+        ],
+    )
+    .map_err(|e| pq_err(path, e))
+}
+
+/// Concatenates two id arrays of the same type (no arrow-select needed).
+fn concat_ids(parts: &[ArrayRef], path: &Path) -> Result<ArrayRef> {
+    if let Some(ints) = parts
+        .iter()
+        .map(|a| a.as_any().downcast_ref::<Int64Array>())
+        .collect::<Option<Vec<_>>>()
+    {
+        return Ok(Arc::new(Int64Array::from_iter_values(
+            ints.iter().flat_map(|a| a.values().iter().copied()),
+        )));
+    }
+    if let Some(strs) = parts
+        .iter()
+        .map(|a| a.as_any().downcast_ref::<StringArray>())
+        .collect::<Option<Vec<_>>>()
+    {
+        return Ok(Arc::new(StringArray::from_iter_values(
+            strs.iter().flat_map(|a| a.iter().map(|s| s.unwrap_or(""))),
+        )));
+    }
+    Err(pq_err(path, "internal error: mixed id arrays"))
+}
+
+/// The schema of history.parquet.
+pub(crate) fn history_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("code", DataType::Utf8, false),
+        Field::new("as_of", ts_type(), false),
+        Field::new("size", DataType::Int64, false),
+        Field::new("entered", DataType::Int64, false),
+        Field::new("left", DataType::Int64, false),
+        Field::new("seconds", DataType::Float64, false),
+        Field::new("pass", DataType::Int64, false),
+    ]))
+}
+
+/// History rows as one batch.
+pub(crate) fn history_batch(rows: &[crate::HistoryRow], path: &Path) -> Result<RecordBatch> {
+    let i64s = |f: &dyn Fn(&crate::HistoryRow) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+    };
+    RecordBatch::try_new(
+        history_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.code.as_str()),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.as_of_us))
+                    .with_timezone("UTC"),
+            ),
+            i64s(&|r| r.size as i64),
+            i64s(&|r| r.entered as i64),
+            i64s(&|r| r.left as i64),
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| r.seconds),
+            )),
+            i64s(&|r| r.pass as i64),
+        ],
+    )
+    .map_err(|e| pq_err(path, e))
+}
+
+/// Reads every batch of a Parquet file.
+pub(crate) fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+    let f = File::open(path).map_err(|e| io_err(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| pq_err(path, e))?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| pq_err(path, e))?;
+    reader.map(|b| b.map_err(|e| pq_err(path, e))).collect()
+}
+
+/// Column `name` of `batch` as `T`, or an error naming the file.
+pub(crate) fn column<'b, T: 'static>(
+    batch: &'b RecordBatch,
+    name: &str,
+    path: &Path,
+) -> Result<&'b T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| {
+            pq_err(
+                path,
+                format!("column `{name}` is missing or has an unexpected type"),
+            )
+        })
+}
+
+/// Reads history.parquet.
+pub(crate) fn read_history(path: &Path) -> Result<Vec<crate::HistoryRow>> {
+    let mut out = Vec::new();
+    for b in read_batches(path)? {
+        let code = column::<StringArray>(&b, "code", path)?;
+        let as_of = column::<TimestampMicrosecondArray>(&b, "as_of", path)?;
+        let size = column::<Int64Array>(&b, "size", path)?;
+        let entered = column::<Int64Array>(&b, "entered", path)?;
+        let left = column::<Int64Array>(&b, "left", path)?;
+        let seconds = column::<Float64Array>(&b, "seconds", path)?;
+        let pass = column::<Int64Array>(&b, "pass", path)?;
+        for i in 0..b.num_rows() {
+            out.push(crate::HistoryRow {
+                pass: pass.value(i) as u64,
+                code: code.value(i).to_string(),
+                as_of_us: as_of.value(i),
+                size: size.value(i) as u64,
+                entered: entered.value(i) as u64,
+                left: left.value(i) as u64,
+                seconds: seconds.value(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Reads an events file.
+pub(crate) fn read_events(path: &Path) -> Result<Vec<crate::Event>> {
+    let mut out = Vec::new();
+    for b in read_batches(path)? {
+        let code = column::<StringArray>(&b, "code", path)?;
+        let change = column::<StringArray>(&b, "change", path)?;
+        let as_of = column::<TimestampMicrosecondArray>(&b, "as_of", path)?;
+        let ids = b
+            .column_by_name("customer_id")
+            .ok_or_else(|| pq_err(path, "column `customer_id` is missing"))?;
+        let id_at = |i: usize| -> Result<ExternalId> {
+            if let Some(a) = ids.as_any().downcast_ref::<Int64Array>() {
+                Ok(ExternalId::Int(a.value(i)))
+            } else if let Some(a) = ids.as_any().downcast_ref::<StringArray>() {
+                Ok(ExternalId::Str(a.value(i).to_string()))
+            } else {
+                Err(pq_err(path, "column `customer_id` has an unexpected type"))
+            }
+        };
+        for i in 0..b.num_rows() {
+            let change = match change.value(i) {
+                "entered" => crate::Change::Entered,
+                "left" => crate::Change::Left,
+                other => {
+                    return Err(pq_err(path, format!("unknown change `{other}`")));
+                }
+            };
+            out.push(crate::Event {
+                code: code.value(i).to_string(),
+                customer_id: id_at(i)?,
+                change,
+                as_of_us: as_of.value(i),
+            });
+        }
+    }
+    Ok(out)
+}
