@@ -63,45 +63,12 @@ impl Catalog {
     /// Reads a JSON file (one segment or an array) or a directory of them
     /// (`*.json`, in name order).
     pub fn load(path: &Path) -> Result<Self, QueryError> {
-        let io = |e: std::io::Error| QueryError::Io {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        let files: Vec<std::path::PathBuf> = if path.is_dir() {
-            let mut f: Vec<_> = std::fs::read_dir(path)
-                .map_err(io)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
-            f.sort();
-            f
-        } else {
-            vec![path.to_path_buf()]
-        };
         let mut segments = Vec::new();
         let mut errors = Vec::new();
-        for file in &files {
-            let text = std::fs::read_to_string(file).map_err(|e| QueryError::Io {
-                path: file.clone(),
-                message: e.to_string(),
-            })?;
-            let v: Json = serde_json::from_str(&text).map_err(|e| QueryError::Io {
-                path: file.clone(),
-                message: format!("not valid JSON: {e}"),
-            })?;
-            let items: Vec<&Json> = match &v {
-                Json::Array(a) => a.iter().collect(),
-                other => vec![other],
-            };
-            for (i, item) in items.iter().enumerate() {
-                let fallback = format!(
-                    "{}#{i}",
-                    file.file_name().unwrap_or_default().to_string_lossy()
-                );
-                match parse_segment(item, &fallback) {
-                    Ok(s) => segments.push(s),
-                    Err(e) => errors.push(e),
-                }
+        for (item, fallback) in read_segment_files(path)? {
+            match parse_segment(&item, &fallback) {
+                Ok(s) => segments.push(s),
+                Err(e) => errors.push(e),
             }
         }
         let cat = Self::from_segments(segments, &mut errors);
@@ -222,6 +189,44 @@ fn collect_refs(c: &Condition, f: &mut dyn FnMut(&str, &str)) {
         Condition::Segment { code, path } => f(code, path),
         _ => {}
     }
+}
+
+/// The segment objects in a JSON file (one segment or an array) or a
+/// directory of such files (`*.json`, in name order), each with the name
+/// that stands for it while its `code` is unknown (`file.json#i`). A file
+/// that cannot be read or is not JSON is an error naming it.
+pub fn read_segment_files(path: &Path) -> Result<Vec<(Json, String)>, QueryError> {
+    let io = |p: &Path, message: String| QueryError::Io {
+        path: p.to_path_buf(),
+        message,
+    };
+    let files: Vec<std::path::PathBuf> = if path.is_dir() {
+        let mut f: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| io(path, e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        f.sort();
+        f
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut items = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|e| io(file, e.to_string()))?;
+        let v: Json =
+            serde_json::from_str(&text).map_err(|e| io(file, format!("not valid JSON: {e}")))?;
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        match v {
+            Json::Array(a) => {
+                for (i, item) in a.into_iter().enumerate() {
+                    items.push((item, format!("{name}#{i}")));
+                }
+            }
+            other => items.push((other, format!("{name}#0"))),
+        }
+    }
+    Ok(items)
 }
 
 #[cfg(test)]

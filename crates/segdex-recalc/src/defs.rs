@@ -7,7 +7,7 @@ use segdex_query::lang::{Condition, Segment, parse_segment};
 use segdex_query::{Catalog, SegmentError};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The segments of a pass: the valid ones as a [`Catalog`], and the
 /// problems of the others (each named by code and JSON path).
@@ -23,36 +23,15 @@ impl Definitions {
     /// cannot be read or is not JSON is an error; a bad segment inside is
     /// a problem, not an error.
     pub fn load(path: &Path) -> Result<Self> {
-        let def_err = |p: &Path, message: String| RecalcError::Definitions {
-            path: p.to_path_buf(),
-            message,
-        };
-        let files: Vec<PathBuf> = if path.is_dir() {
-            let mut f: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| def_err(path, e.to_string()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
-            f.sort();
-            f
-        } else {
-            vec![path.to_path_buf()]
-        };
-        let mut items = Vec::new();
-        for file in &files {
-            let text = std::fs::read_to_string(file).map_err(|e| def_err(file, e.to_string()))?;
-            let v: Json = serde_json::from_str(&text)
-                .map_err(|e| def_err(file, format!("not valid JSON: {e}")))?;
-            let name = file.file_name().unwrap_or_default().to_string_lossy();
-            match v {
-                Json::Array(a) => {
-                    for (i, item) in a.into_iter().enumerate() {
-                        items.push((item, format!("{name}#{i}")));
-                    }
-                }
-                other => items.push((other, format!("{name}#0"))),
+        let items = segdex_query::catalog::read_segment_files(path).map_err(|e| match e {
+            segdex_query::QueryError::Io { path, message } => {
+                RecalcError::Definitions { path, message }
             }
-        }
+            other => RecalcError::Definitions {
+                path: path.to_path_buf(),
+                message: other.to_string(),
+            },
+        })?;
         Ok(Self::build(items))
     }
 
