@@ -96,7 +96,10 @@ pub fn run() -> Result<(), super::AnyError> {
         "code", "name", "mode", "members", "entered", "left", "ms"
     );
     for r in &report.segments {
-        let seg = defs.catalog().get(&r.code).expect("reported segments exist");
+        let seg = defs
+            .catalog()
+            .get(&r.code)
+            .expect("reported segments exist");
         println!(
             "{:<28} {:<28} {:<8} {:>8} {:>8} {:>6} {:>8.2}",
             r.code,
