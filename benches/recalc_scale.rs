@@ -35,6 +35,11 @@ struct Args {
     /// Working directory (as `compare`'s).
     #[arg(long)]
     work: Option<PathBuf>,
+    /// Passes per state directory, on consecutive days ending at --as-of:
+    /// the first forms every segment (everyone "entered"); later ones are
+    /// the nightly steady state.
+    #[arg(long, default_value_t = 1)]
+    passes: u32,
     /// Also run the pass with sharing off.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sharing_off: bool,
@@ -159,7 +164,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let as_of = AsOf::parse(&args.as_of, index.zone())?;
+    let as_of_date = chrono::NaiveDate::parse_from_str(&args.as_of, "%Y-%m-%d")
+        .map_err(|_| "--as-of: expected YYYY-MM-DD")?;
     println!(
         "## Recalculation pass: {} segments ({} templates), {} customers, as of {}\n",
         args.segments,
@@ -168,9 +174,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.as_of
     );
     println!(
-        "| sharing | evaluate s | write s | whole pass s | shared conditions | computed | reused |"
+        "| sharing | pass (as of) | evaluate s | write s | whole pass s | shared conditions | computed | reused | entered / left |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
     let mut modes = vec![true];
     if args.sharing_off {
         modes.push(false);
@@ -184,26 +190,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if state.exists() {
             std::fs::remove_dir_all(&state)?;
         }
-        let t = Instant::now();
-        let report = run_pass(
-            &index,
-            &defs,
-            as_of,
-            &state,
-            &PassOptions { sharing },
-            &|_| {},
-        )?;
-        let total = t.elapsed().as_secs_f64();
-        println!(
-            "| {} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
-            if sharing { "on" } else { "off" },
-            report.evaluate_seconds,
-            report.write_seconds,
-            total,
-            report.sharing.shared_conditions,
-            report.sharing.computed,
-            report.sharing.hits
-        );
+        for k in (0..args.passes).rev() {
+            let day = as_of_date - chrono::Days::new(k as u64);
+            let as_of = AsOf::parse(&day.to_string(), index.zone())?;
+            let t = Instant::now();
+            let report = run_pass(
+                &index,
+                &defs,
+                as_of,
+                &state,
+                &PassOptions { sharing },
+                &|_| {},
+            )?;
+            let total = t.elapsed().as_secs_f64();
+            let (entered, left): (u64, u64) = report
+                .segments
+                .iter()
+                .fold((0, 0), |(e, l), s| (e + s.entered, l + s.left));
+            println!(
+                "| {} | {} ({day}) | {:.2} | {:.2} | {:.2} | {} | {} | {} | {entered} / {left} |",
+                if sharing { "on" } else { "off" },
+                report.pass,
+                report.evaluate_seconds,
+                report.write_seconds,
+                total,
+                report.sharing.shared_conditions,
+                report.sharing.computed,
+                report.sharing.hits
+            );
+        }
     }
     Ok(())
 }
