@@ -22,26 +22,9 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-/// Every file visible at the documented paths of a state directory.
+/// What a reader of the state directory sees.
 fn snapshot(state: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for f in ["state.json", "history.parquet"] {
-        if let Ok(b) = std::fs::read(state.join(f)) {
-            out.insert(f.to_string(), b);
-        }
-    }
-    for d in ["members", "events"] {
-        if let Ok(rd) = std::fs::read_dir(state.join(d)) {
-            for e in rd {
-                let e = e.unwrap();
-                out.insert(
-                    format!("{d}/{}", e.file_name().to_string_lossy()),
-                    std::fs::read(e.path()).unwrap(),
-                );
-            }
-        }
-    }
-    out
+    segdex::recalc::visible_files(state).unwrap()
 }
 
 #[test]

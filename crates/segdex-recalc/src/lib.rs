@@ -126,7 +126,7 @@ pub use pass::{
 };
 pub use state::{
     Change, Event, IndexIdentity, PassRecord, STATE_FORMAT, STATE_FORMAT_VERSION, SegmentMode,
-    SegmentRecord, State,
+    SegmentRecord, State, visible_files,
 };
 
 use std::path::PathBuf;

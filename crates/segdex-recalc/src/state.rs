@@ -497,3 +497,30 @@ pub(crate) fn commit(dir: &Path, gen_name: &str) -> Result<()> {
     crate::crash::point("after-commit");
     Ok(())
 }
+
+/// The bytes of every file at the documented paths of a state directory
+/// (`state.json`, `history.parquet`, `members/*`, `events/*`), following
+/// the links, keyed by relative path; missing ones are absent. What a
+/// reader of the state sees — tests compare it across crashes.
+pub fn visible_files(
+    state: &std::path::Path,
+) -> std::io::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    for f in ["state.json", "history.parquet"] {
+        if let Ok(b) = std::fs::read(state.join(f)) {
+            out.insert(f.to_string(), b);
+        }
+    }
+    for d in ["members", "events"] {
+        if let Ok(rd) = std::fs::read_dir(state.join(d)) {
+            for e in rd {
+                let e = e?;
+                out.insert(
+                    format!("{d}/{}", e.file_name().to_string_lossy()),
+                    std::fs::read(e.path())?,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
