@@ -91,13 +91,6 @@ pub struct ChunkView<'a> {
     chronological: bool,
 }
 
-/// One order of a customer, as seen by an evaluator.
-#[derive(Debug, Clone, Copy)]
-pub struct OrderRef<'a> {
-    view: &'a ChunkView<'a>,
-    i: usize,
-}
-
 impl<'a> ChunkView<'a> {
     /// Parses a chunk section; `None` if its structure is inconsistent.
     pub fn parse(bytes: &'a [u8]) -> Option<Self> {
@@ -250,55 +243,6 @@ impl<'a> ChunkView<'a> {
     pub fn lines(&self) -> usize {
         self.lines
     }
-
-    /// The orders of the chunk's `local`-th customer.
-    pub fn orders_of(&'a self, local: usize) -> impl Iterator<Item = OrderRef<'a>> + 'a {
-        let a = self.cols[0].get(local) as usize;
-        let b = self.cols[0].get(local + 1) as usize;
-        (a..b).map(move |i| OrderRef { view: self, i })
-    }
-
-    /// Product numbers of lines, for validation against the product count.
-    pub fn max_product(&self) -> Option<i64> {
-        (0..self.lines).map(|i| self.cols[9].get(i)).max()
-    }
-}
-
-impl OrderRef<'_> {
-    /// Local day number.
-    #[inline]
-    pub fn day(&self) -> i32 {
-        self.view.cols[1].get(self.i) as i32
-    }
-    /// Instant in ns.
-    #[inline]
-    pub fn ns(&self) -> i64 {
-        self.view.cols[2].get(self.i)
-    }
-    /// Dense order key.
-    #[inline]
-    pub fn key(&self) -> i64 {
-        self.view.cols[3].get(self.i)
-    }
-    /// Value id of order attribute `a` (index into [`ORDER_ATTRS`]).
-    #[inline]
-    pub fn attr(&self, a: usize) -> i64 {
-        self.view.cols[4 + a].get(self.i)
-    }
-    /// The order's lines as (product, quantity, cents).
-    #[inline]
-    pub fn lines(&self) -> impl Iterator<Item = (u32, i64, i64)> + '_ {
-        let a = self.view.cols[8].get(self.i) as usize;
-        let b = self.view.cols[8].get(self.i + 1) as usize;
-        let v = self.view;
-        (a..b).map(move |j| {
-            (
-                v.cols[9].get(j) as u32,
-                v.cols[10].get(j),
-                v.cols[11].get(j),
-            )
-        })
-    }
 }
 
 #[cfg(test)]
@@ -321,15 +265,17 @@ mod tests {
         let bytes = w.encode();
         let v = ChunkView::parse(&bytes).unwrap();
         assert_eq!(v.customers(), 2);
-        assert_eq!(v.orders_of(0).count(), 0);
-        let orders: Vec<_> = v.orders_of(1).collect();
-        assert_eq!(orders[1].day(), 101);
-        assert_eq!(orders[1].attr(2), 2);
-        assert_eq!(orders[0].attr(1), NULL_VALUE);
-        assert_eq!(
-            orders[1].lines().collect::<Vec<_>>(),
-            vec![(8, 2, -50), (9, 3, 0)]
-        );
+        assert_eq!(v.order_range(0).len(), 0);
+        let orders = v.order_range(1);
+        assert_eq!(orders, 0..2);
+        assert_eq!(v.order_day(1), 101);
+        assert_eq!(v.order_attr(2, 1), 2);
+        assert_eq!(v.order_attr(1, 0), NULL_VALUE);
+        let lines: Vec<(u32, i64, i64)> = v
+            .line_range(1)
+            .map(|j| (v.line_product(j), v.line_qty(j), v.line_cents(j)))
+            .collect();
+        assert_eq!(lines, vec![(8, 2, -50), (9, 3, 0)]);
 
         let mut bad = w;
         bad.order_line_start = vec![0, 4, 3];

@@ -235,33 +235,37 @@ impl Index {
     /// Product `p`'s monthly customer bitmaps: (month index, section), by
     /// month (see [`crate::time::month_of`]).
     pub fn product_months(&self, p: u32) -> Result<&[(i32, u32)]> {
-        let (offsets, entries) = match self.product_months.get() {
-            Some(t) => t,
-            None => {
-                let bytes = self.file.bytes(self.meta.purchases.product_months)?;
-                let n = self.meta.products as usize + 1;
-                let words = le_u32s(bytes);
-                if words.len() < n {
-                    return Err(self.corrupt("the product month table"));
-                }
-                let offsets = words[..n].to_vec();
-                let entries: Vec<(i32, u32)> = words[n..]
-                    .chunks_exact(2)
-                    .map(|c| (c[0] as i32, c[1]))
-                    .collect();
-                let ok = offsets.windows(2).all(|w| w[0] <= w[1])
-                    && offsets.last().is_some_and(|&l| l as usize == entries.len());
-                if !ok {
-                    return Err(self.corrupt("the product month table"));
-                }
-                self.product_months.get_or_init(|| (offsets, entries))
-            }
-        };
+        let (offsets, entries) = self.product_months_table()?;
         let a = *offsets
             .get(p as usize)
             .ok_or_else(|| self.corrupt("a product reference"))? as usize;
         let b = offsets[p as usize + 1] as usize;
         Ok(&entries[a..b])
+    }
+
+    /// The product month table (offsets per product, then (month, section)
+    /// entries), read and checked on first use.
+    fn product_months_table(&self) -> Result<&ProductMonths> {
+        if let Some(t) = self.product_months.get() {
+            return Ok(t);
+        }
+        let bytes = self.file.bytes(self.meta.purchases.product_months)?;
+        let n = self.meta.products as usize + 1;
+        let words = le_u32s(bytes);
+        if words.len() < n {
+            return Err(self.corrupt("the product month table"));
+        }
+        let offsets = words[..n].to_vec();
+        let entries: Vec<(i32, u32)> = words[n..]
+            .chunks_exact(2)
+            .map(|c| (c[0] as i32, c[1]))
+            .collect();
+        let ok = offsets.windows(2).all(|w| w[0] <= w[1])
+            && offsets.last().is_some_and(|&l| l as usize == entries.len());
+        if !ok {
+            return Err(self.corrupt("the product month table"));
+        }
+        Ok(self.product_months.get_or_init(|| (offsets, entries)))
     }
 
     fn ids_bytes(&self, ids: &IdsMeta) -> Result<(&[u8], &[u8])> {
@@ -384,15 +388,7 @@ impl Index {
         for &s in self.product_all_time_table()? {
             mark(s, "customers per product");
         }
-        let (_, months) = match self.product_months.get() {
-            Some(t) => t,
-            None => {
-                self.product_months(0).ok();
-                self.product_months
-                    .get()
-                    .ok_or_else(|| self.corrupt("the product month table"))?
-            }
-        };
+        let (_, months) = self.product_months_table()?;
         for &(_, s) in months {
             mark(s, "customers per product and month");
         }

@@ -68,6 +68,8 @@ pub struct Evaluator<'a> {
     catalog: &'a Catalog,
     as_of: AsOf,
     memo: Mutex<HashMap<String, Arc<Bitmap>>>,
+    /// Each segment's plan, made once (by `check` or the first `evaluate`).
+    plans: Mutex<HashMap<String, Arc<Node<'a>>>>,
     /// Canonical keys of sub-conditions that occur more than once.
     shared_keys: HashSet<String>,
     shared: Mutex<HashMap<String, Arc<Bitmap>>>,
@@ -116,6 +118,7 @@ impl<'a> Evaluator<'a> {
             catalog,
             as_of,
             memo: Mutex::new(HashMap::new()),
+            plans: Mutex::new(HashMap::new()),
             shared_keys,
             shared: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
@@ -126,6 +129,7 @@ impl<'a> Evaluator<'a> {
     /// Turns sharing of identical sub-conditions off (to measure it).
     pub fn without_sharing(mut self) -> Self {
         self.shared_keys.clear();
+        self.plans.lock().expect("plans lock").clear();
         self
     }
 
@@ -163,8 +167,21 @@ impl<'a> Evaluator<'a> {
         self.catalog
             .segments()
             .iter()
-            .filter_map(|s| self.plan(&s.code, &s.rule).err())
+            .filter_map(|s| self.planned(&s.code, &s.rule).err())
             .collect()
+    }
+
+    /// The plan of segment `code`, made on first use.
+    fn planned(&self, code: &str, rule: &Condition) -> Res<Arc<Node<'a>>> {
+        if let Some(p) = self.plans.lock().expect("plans lock").get(code) {
+            return Ok(p.clone());
+        }
+        let node = Arc::new(self.plan(code, rule)?);
+        self.plans
+            .lock()
+            .expect("plans lock")
+            .insert(code.to_string(), node.clone());
+        Ok(node)
     }
 
     /// The members of segment `code` as a bitmap of customer rows.
@@ -177,7 +194,7 @@ impl<'a> Evaluator<'a> {
             .get(code)
             .ok_or_else(|| QueryError::UnknownSegment(code.to_string()))?;
         let node = self
-            .plan(code, &seg.rule)
+            .planned(code, &seg.rule)
             .map_err(|e| QueryError::Segments(vec![e]))?;
         let result = Arc::new(self.eval(&node, None)?);
         self.memo
