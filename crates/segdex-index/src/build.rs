@@ -1500,7 +1500,7 @@ fn write_index(
         }
         cw.cust_start.push(cw.order_day.len() as i64);
         cw.order_line_start.push(cw.line_product.len() as i64);
-        chunk_sections.push(w.bytes(&cw.encode())?);
+        chunk_sections.push(w.bytes(&cw.encode().map_err(IndexError::Invalid)?)?);
     }
     // Orders of unknown customers sort last (cust = u32::MAX); lines of such
     // orders were skipped, so they are orders without lines.

@@ -9,6 +9,14 @@
 //! unless one order id has lines on several days. The chunk records whether
 //! that holds for all its customers ([`ChunkView::chronological`]); when it
 //! does, a window is found by binary search instead of a scan.
+//!
+//! Per order the chunk also keeps running totals of units and cents (and
+//! `order_line_start` is already one of lines), so the measures of a run of
+//! consecutive orders are two subtractions. When a chunk is also
+//! [`ChunkView::in_time_order`] (every customer's orders sorted by instant,
+//! no order id split over two groups), a window plus the as-of clip is one
+//! such run, and a purchase condition without a product filter needs no line
+//! at all.
 
 use crate::packed::{self, Packed};
 
@@ -19,11 +27,27 @@ pub const ORDER_ATTR_COLUMNS: [&str; 4] = ["store_id", "payment_method", "offer_
 /// The value id that stands for null in order attribute columns.
 pub const NULL_VALUE: i64 = -1;
 
-const MAGIC: &[u8; 8] = b"SGDXCHK2";
-const COLUMNS: usize = 13;
+const MAGIC: &[u8; 8] = b"SGDXCHK3";
+const COLUMNS: usize = 15;
+/// Bits of the flags column.
+const FLAG_CHRONOLOGICAL: i64 = 1;
+const FLAG_IN_TIME_ORDER: i64 = 2;
+// Column numbers.
+const C_CUST_START: usize = 0;
+const C_DAY: usize = 1;
+const C_NS: usize = 2;
+const C_KEY: usize = 3;
+const C_ATTR: usize = 4;
+const C_LINE_START: usize = 8;
+const C_CUM_UNITS: usize = 9;
+const C_CUM_CENTS: usize = 10;
+const C_LINE_PRODUCT: usize = 11;
+const C_LINE_QTY: usize = 12;
+const C_LINE_CENTS: usize = 13;
+const C_FLAGS: usize = 14;
 
 /// Builds one chunk's section bytes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ChunkWriter {
     /// Index of each customer's first order (len = customers + 1 when done).
     pub cust_start: Vec<i64>,
@@ -53,11 +77,68 @@ impl ChunkWriter {
             self.order_day[a..b].windows(2).all(|d| d[0] <= d[1])
         })
     }
+
+    /// Whether every customer's orders have non-decreasing instants and no
+    /// two adjacent orders share an order id.
+    fn in_time_order(&self) -> bool {
+        self.cust_start.windows(2).all(|w| {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            (a + 1..b).all(|i| {
+                self.order_ns[i - 1] <= self.order_ns[i]
+                    && self.order_key[i - 1] != self.order_key[i]
+            })
+        })
+    }
+
+    /// Running totals per order of a per-line column (len = orders + 1);
+    /// `None` if one does not fit 64 bits.
+    fn running(&self, per_line: &[i64]) -> Option<Vec<i64>> {
+        let mut out = Vec::with_capacity(self.order_line_start.len());
+        let mut acc = 0i64;
+        out.push(0);
+        for w in self.order_line_start.windows(2) {
+            // (Inconsistent offsets sum nothing; parse rejects them anyway.)
+            let run = per_line.get(w[0] as usize..w[1] as usize).unwrap_or(&[]);
+            for &v in run {
+                acc = acc.checked_add(v)?;
+            }
+            out.push(acc);
+        }
+        Some(out)
+    }
 }
 
 impl ChunkWriter {
-    /// Encodes the chunk.
-    pub fn encode(&self) -> Vec<u8> {
+    /// Encodes the chunk; an error if the magnitudes of the chunk's
+    /// quantities or cents add up past `i64::MAX` (then every sum of some of
+    /// them, as evaluation forms, fits `i64`).
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        let overflow = |what: &str| {
+            format!(
+                "the {what} of one chunk of 65,536 customers add up past 64 bits; these values are not plausible line data"
+            )
+        };
+        // Bounding the sum of magnitudes bounds every partial sum a query
+        // can form, so evaluation adds in i64 exactly.
+        let fits = |v: &[i64]| {
+            v.iter()
+                .try_fold(0u64, |acc, x| acc.checked_add(x.unsigned_abs()))
+                .is_some_and(|t| t <= i64::MAX as u64)
+        };
+        if !fits(&self.line_qty) {
+            return Err(overflow("quantities"));
+        }
+        if !fits(&self.line_cents) {
+            return Err(overflow("line totals"));
+        }
+        let cum_units = self
+            .running(&self.line_qty)
+            .ok_or_else(|| overflow("quantities"))?;
+        let cum_cents = self
+            .running(&self.line_cents)
+            .ok_or_else(|| overflow("line totals"))?;
+        let flags = FLAG_CHRONOLOGICAL * self.chronological() as i64
+            + FLAG_IN_TIME_ORDER * self.in_time_order() as i64;
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         for col in [
@@ -70,14 +151,16 @@ impl ChunkWriter {
             &self.order_attr[2],
             &self.order_attr[3],
             &self.order_line_start,
+            &cum_units,
+            &cum_cents,
             &self.line_product,
             &self.line_qty,
             &self.line_cents,
-            &vec![self.chronological() as i64],
+            &vec![flags],
         ] {
             packed::encode(col, &mut out);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -89,6 +172,18 @@ pub struct ChunkView<'a> {
     orders: usize,
     lines: usize,
     chronological: bool,
+    in_time_order: bool,
+}
+
+/// Lines, units and cents of a run of orders.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunTotals {
+    /// Number of lines.
+    pub lines: i64,
+    /// Sum of quantity.
+    pub units: i64,
+    /// Sum of line_total in cents.
+    pub cents: i64,
 }
 
 impl<'a> ChunkView<'a> {
@@ -109,42 +204,54 @@ impl<'a> ChunkView<'a> {
             rest = r;
         }
         let cols: [Packed<'a>; COLUMNS] = cols.try_into().ok()?;
-        let customers = cols[0].len().checked_sub(1)?;
-        let orders = cols[1].len();
-        let lines = cols[9].len();
-        if cols[2..8].iter().any(|c| c.len() != orders)
-            || cols[8].len() != orders + 1
-            || cols[10].len() != lines
-            || cols[11].len() != lines
-            || cols[12].len() != 1
+        let customers = cols[C_CUST_START].len().checked_sub(1)?;
+        let orders = cols[C_DAY].len();
+        let lines = cols[C_LINE_PRODUCT].len();
+        if cols[C_NS..C_LINE_START].iter().any(|c| c.len() != orders)
+            || [C_LINE_START, C_CUM_UNITS, C_CUM_CENTS]
+                .iter()
+                .any(|&c| cols[c].len() != orders + 1)
+            || cols[C_LINE_QTY].len() != lines
+            || cols[C_LINE_CENTS].len() != lines
+            || cols[C_FLAGS].len() != 1
         {
             return None;
         }
         // Offsets must be monotone and in range, so evaluation cannot index
         // outside the columns.
-        if cols[0].get(customers) as usize != orders || cols[8].get(orders) as usize != lines {
+        let ends_ok =
+            |c: usize, n: usize, end: usize| cols[c].get(0) == 0 && cols[c].get(n) as usize == end;
+        if !ends_ok(C_CUST_START, customers, orders) || !ends_ok(C_LINE_START, orders, lines) {
             return None;
         }
-        let monotone = |c: &Packed, end: usize| {
-            c.get(0) == 0
-                && c.get(c.len() - 1) == end as i64
-                && (1..c.len()).all(|i| c.get(i - 1) <= c.get(i))
-        };
-        if check && (!monotone(&cols[0], orders) || !monotone(&cols[8], lines)) {
+        let monotone = |c: &Packed| (1..c.len()).all(|i| c.get(i - 1) <= c.get(i));
+        if check && (!monotone(&cols[C_CUST_START]) || !monotone(&cols[C_LINE_START])) {
             return None;
         }
-        let chronological = cols[12].get(0) == 1;
+        let flags = cols[C_FLAGS].get(0);
+        let chronological = flags & FLAG_CHRONOLOGICAL != 0;
+        let in_time_order = flags & FLAG_IN_TIME_ORDER != 0;
         let view = Self {
             cols,
             customers,
             orders,
             lines,
             chronological,
+            in_time_order,
         };
-        if check && chronological {
+        // The flags choose binary searches; a wrong flag would give wrong
+        // answers, so they are checked with the offsets. (The running
+        // totals index nothing; the section checksum covers them.)
+        if check && (chronological || in_time_order) {
             let ok = (0..customers).all(|c| {
                 let r = view.order_range(c);
-                (r.start + 1..r.end).all(|i| view.order_day(i - 1) <= view.order_day(i))
+                (r.start + 1..r.end).all(|i| {
+                    (!chronological || view.order_day(i - 1) <= view.order_day(i))
+                        && (!in_time_order
+                            || (view.order_ns(i - 1) <= view.order_ns(i)
+                                && view.order_day(i - 1) <= view.order_day(i)
+                                && view.order_key(i - 1) != view.order_key(i)))
+                })
             });
             if !ok {
                 return None;
@@ -159,10 +266,74 @@ impl<'a> ChunkView<'a> {
         self.chronological
     }
 
+    /// Whether each customer's orders are sorted by instant (hence by day)
+    /// and no order id spans two adjacent orders: then a window clipped at
+    /// the as-of instant is one run of orders, and the number of distinct
+    /// orders in a run is its length.
+    #[inline]
+    pub fn in_time_order(&self) -> bool {
+        self.in_time_order
+    }
+
+    /// The first order of `orders` whose instant is after `ns` (requires
+    /// [`Self::in_time_order`]).
+    #[inline]
+    pub fn first_order_after_ns(&self, orders: std::ops::Range<usize>, ns: i64) -> usize {
+        let (mut lo, mut hi) = (orders.start, orders.end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.order_ns(mid) <= ns {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The run of `orders` (one customer's, requires [`Self::in_time_order`])
+    /// whose day is in `lo..=hi` and, with `clip`, whose instant is not
+    /// after it. The ends are tested before any search, since a window
+    /// usually keeps all of a customer's orders or none.
+    #[inline]
+    pub fn window_run(
+        &self,
+        orders: std::ops::Range<usize>,
+        lo: i32,
+        hi: i32,
+        clip: Option<i64>,
+    ) -> std::ops::Range<usize> {
+        let (mut start, mut end) = (orders.start, orders.end);
+        if start < end && self.order_day(start) < lo {
+            start = self.first_order_from(start..end, lo);
+        }
+        if start < end && self.order_day(end - 1) > hi {
+            end = self.first_order_from(start..end, hi + 1);
+        }
+        if let Some(ns) = clip
+            && start < end
+            && self.order_ns(end - 1) > ns
+        {
+            end = self.first_order_after_ns(start..end, ns);
+        }
+        start..end
+    }
+
+    /// Lines, units and cents of the orders `run`, from running totals.
+    #[inline(always)]
+    pub fn run_totals(&self, run: std::ops::Range<usize>) -> RunTotals {
+        let diff = |c: usize| self.cols[c].get(run.end) - self.cols[c].get(run.start);
+        RunTotals {
+            lines: diff(C_LINE_START),
+            units: diff(C_CUM_UNITS),
+            cents: diff(C_CUM_CENTS),
+        }
+    }
+
     /// The order numbers of the chunk's `local`-th customer.
     #[inline]
     pub fn order_range(&self, local: usize) -> std::ops::Range<usize> {
-        self.cols[0].get(local) as usize..self.cols[0].get(local + 1) as usize
+        self.cols[C_CUST_START].get(local) as usize..self.cols[C_CUST_START].get(local + 1) as usize
     }
 
     /// The first order of `orders` whose day is `day` or later (requires
@@ -184,49 +355,49 @@ impl<'a> ChunkView<'a> {
     /// Local day number of order `i`.
     #[inline(always)]
     pub fn order_day(&self, i: usize) -> i32 {
-        self.cols[1].get(i) as i32
+        self.cols[C_DAY].get(i) as i32
     }
 
     /// Instant (ns) of order `i`.
     #[inline(always)]
     pub fn order_ns(&self, i: usize) -> i64 {
-        self.cols[2].get(i)
+        self.cols[C_NS].get(i)
     }
 
     /// Dense order key of order `i`.
     #[inline(always)]
     pub fn order_key(&self, i: usize) -> i64 {
-        self.cols[3].get(i)
+        self.cols[C_KEY].get(i)
     }
 
     /// Value id of order attribute `a` of order `i`.
     #[inline(always)]
     pub fn order_attr(&self, a: usize, i: usize) -> i64 {
-        self.cols[4 + a].get(i)
+        self.cols[C_ATTR + a].get(i)
     }
 
     /// The line numbers of order `i`.
     #[inline(always)]
     pub fn line_range(&self, i: usize) -> std::ops::Range<usize> {
-        self.cols[8].get(i) as usize..self.cols[8].get(i + 1) as usize
+        self.cols[C_LINE_START].get(i) as usize..self.cols[C_LINE_START].get(i + 1) as usize
     }
 
     /// Product number of line `j`.
     #[inline(always)]
     pub fn line_product(&self, j: usize) -> u32 {
-        self.cols[9].get(j) as u32
+        self.cols[C_LINE_PRODUCT].get(j) as u32
     }
 
     /// Quantity of line `j`.
     #[inline(always)]
     pub fn line_qty(&self, j: usize) -> i64 {
-        self.cols[10].get(j)
+        self.cols[C_LINE_QTY].get(j)
     }
 
     /// Cents of line `j`.
     #[inline(always)]
     pub fn line_cents(&self, j: usize) -> i64 {
-        self.cols[11].get(j)
+        self.cols[C_LINE_CENTS].get(j)
     }
 
     /// Customers in the chunk.
@@ -258,11 +429,11 @@ mod tests {
             order_key: vec![0, 1],
             order_attr: [vec![0, 1], vec![-1, -1], vec![-1, 2], vec![0, 0]],
             order_line_start: vec![0, 1, 3],
-            line_product: vec![7, 8, 9],
+            line_product: vec![9, 7, 9],
             line_qty: vec![1, 2, 3],
             line_cents: vec![100, -50, 0],
         };
-        let bytes = w.encode();
+        let bytes = w.encode().unwrap();
         let v = ChunkView::parse(&bytes).unwrap();
         assert_eq!(v.customers(), 2);
         assert_eq!(v.order_range(0).len(), 0);
@@ -275,11 +446,41 @@ mod tests {
             .line_range(1)
             .map(|j| (v.line_product(j), v.line_qty(j), v.line_cents(j)))
             .collect();
-        assert_eq!(lines, vec![(8, 2, -50), (9, 3, 0)]);
+        assert_eq!(lines, vec![(7, 2, -50), (9, 3, 0)]);
+        assert!(v.chronological() && v.in_time_order());
+        let t = |lines, units, cents| RunTotals {
+            lines,
+            units,
+            cents,
+        };
+        assert_eq!(v.run_totals(0..2), t(3, 6, 50));
+        assert_eq!(v.run_totals(1..2), t(2, 5, -50));
+        assert_eq!(v.run_totals(1..1), t(0, 0, 0));
+        assert_eq!(v.first_order_after_ns(0..2, 4), 0);
+        assert_eq!(v.first_order_after_ns(0..2, 5), 1);
+        assert_eq!(v.first_order_after_ns(0..2, 6), 2);
+        assert_eq!(v.window_run(0..2, 0, 200, None), 0..2);
+        assert_eq!(v.window_run(0..2, 101, 200, None), 1..2);
+        assert_eq!(v.window_run(0..2, 0, 100, None), 0..1);
+        assert_eq!(v.window_run(0..2, 102, 200, None), 2..2);
+        assert_eq!(v.window_run(0..2, 0, 200, Some(5)), 0..1);
+        assert_eq!(v.window_run(0..2, 0, 200, Some(4)), 0..0);
+
+        // One order id in two groups: chronological, not in time order.
+        let mut split = ChunkWriter { ..w.clone() };
+        split.order_key = vec![0, 0];
+        let sv_bytes = split.encode().unwrap();
+        let sv = ChunkView::parse(&sv_bytes).unwrap();
+        assert!(sv.chronological() && !sv.in_time_order());
+        // Instants out of order (same day): not in time order either.
+        let mut late = ChunkWriter { ..w.clone() };
+        late.order_ns = vec![6, 5];
+        let lv_bytes = late.encode().unwrap();
+        assert!(!ChunkView::parse(&lv_bytes).unwrap().in_time_order());
 
         let mut bad = w;
         bad.order_line_start = vec![0, 4, 3];
-        assert!(ChunkView::parse(&bad.encode()).is_none());
+        assert!(ChunkView::parse(&bad.encode().unwrap()).is_none());
         assert!(ChunkView::parse(&bytes[..bytes.len() - 8]).is_none());
     }
 }

@@ -461,13 +461,7 @@ impl Index {
                 return Err(self.corrupt("a row reference"));
             }
             let orders = view.order_range(local);
-            let cents: i128 = match (orders.start < orders.end)
-                .then(|| view.line_range(orders.start).start..view.line_range(orders.end - 1).end)
-            {
-                Some(lines) => lines.map(|j| view.line_cents(j) as i128).sum(),
-                None => 0,
-            };
-            out.push(cents);
+            out.push(view.run_totals(orders).cents as i128);
         }
         Ok(out)
     }

@@ -14,11 +14,11 @@
 //!   candidates have every measure 0, which decides them at once.
 
 use crate::lang::{AttrTest, CmpOp, Condition, Decimal, Measure, Purchase, SegmentError, Window};
+use crate::verify::{self, AttrFilter, Keep, Measures, having_holds};
 use crate::window::{AsOf, DayRange, anniversary_slots, born_by, days};
 use crate::{Catalog, QueryError};
 use rayon::prelude::*;
 use segdex_bitmap::{Bitmap, Bsi, union_all};
-use segdex_index::chunk::NULL_VALUE;
 use segdex_index::model::{BsiMeta, Field, FieldKind, IdKind, NumEncoding, float_key};
 use segdex_index::time::{date_of, month_of};
 use segdex_index::{CHUNK_ROWS, ExternalId, Index};
@@ -42,14 +42,6 @@ enum Node<'i> {
     /// A sub-condition that occurs more than once in the catalog: computed
     /// once, then shared.
     Shared(String, Box<Node<'i>>),
-}
-
-#[derive(Debug)]
-struct AttrFilter {
-    attr: usize,
-    allowed: Vec<bool>,
-    null_ok: bool,
-    sections: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -1018,93 +1010,25 @@ impl<'a> Evaluator<'a> {
                 _ => by_chunk.push((k, vec![row])),
             }
         }
-        let clip = self.as_of.clip_ns;
-        let as_of_day = self.as_of.day;
-        let first_only = p.having.is_empty();
+        let keep = Keep {
+            products: p.products.as_ref(),
+            filters: &p.filters,
+            lo,
+            hi,
+            as_of_day: self.as_of.day,
+            clip: self.as_of.clip_ns,
+            having: &p.having,
+        };
         let parts = by_chunk
             .par_iter()
             .map(|(k, rows)| -> Result<Vec<u32>, segdex_index::IndexError> {
                 let view = self.index.chunk(*k)?;
-                let chronological = view.chronological();
                 let base = *k as u32 * CHUNK_ROWS;
-                let mut out = Vec::new();
-                for &row in rows {
-                    let orders = view.order_range((row - base) as usize);
-                    let start = if chronological {
-                        view.first_order_from(orders.clone(), lo)
-                    } else {
-                        orders.start
-                    };
-                    let mut m = Measures::default();
-                    let mut last_key: Option<i64> = None;
-                    for i in start..orders.end {
-                        let day = view.order_day(i);
-                        if day > hi {
-                            if chronological {
-                                break;
-                            }
-                            continue;
-                        }
-                        // Only orders of the as-of day can be after the clip.
-                        if day < lo || (day >= as_of_day && view.order_ns(i) > clip) {
-                            continue;
-                        }
-                        let attrs_ok = p.filters.iter().all(|f| {
-                            let v = view.order_attr(f.attr, i);
-                            if v == NULL_VALUE {
-                                f.null_ok
-                            } else {
-                                f.allowed.get(v as usize).copied().unwrap_or(false)
-                            }
-                        });
-                        if !attrs_ok {
-                            continue;
-                        }
-                        let lines = view.line_range(i);
-                        let kept = match &p.products {
-                            None => {
-                                m.lines += lines.len() as i128;
-                                for j in lines.clone() {
-                                    m.units += view.line_qty(j) as i128;
-                                    m.cents += view.line_cents(j) as i128;
-                                }
-                                !lines.is_empty()
-                            }
-                            Some((allowed, _)) => {
-                                let mut kept = false;
-                                for j in lines {
-                                    let prod = view.line_product(j) as usize;
-                                    if allowed.get(prod).copied().unwrap_or(false) {
-                                        kept = true;
-                                        m.lines += 1;
-                                        m.units += view.line_qty(j) as i128;
-                                        m.cents += view.line_cents(j) as i128;
-                                    }
-                                }
-                                kept
-                            }
-                        };
-                        if kept {
-                            let key = view.order_key(i);
-                            if last_key != Some(key) {
-                                m.orders += 1;
-                                last_key = Some(key);
-                            }
-                            if first_only {
-                                break;
-                            }
-                        }
-                    }
-                    let pass = if first_only {
-                        m.lines > 0
-                    } else {
-                        having_holds(&p.having, &m)
-                    };
-                    if pass {
-                        out.push(row);
-                    }
-                }
-                Ok(out)
+                let locals: Vec<usize> = rows.iter().map(|&r| (r - base) as usize).collect();
+                Ok(verify::passing(&view, &keep, &locals)
+                    .into_iter()
+                    .map(|c| base + c as u32)
+                    .collect())
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Bitmap::from_sorted_iter(parts.into_iter().flatten()).expect("chunks in order"))
@@ -1153,42 +1077,4 @@ fn range_node(bsi: &BsiMeta, lo: Option<i128>, hi: Option<i128>) -> Node<'_> {
         _ => None,
     };
     Node::Range(bsi, lo_off, hi_off)
-}
-
-/// Per-customer measures over the kept lines.
-#[derive(Debug, Default, Clone, Copy)]
-struct Measures {
-    orders: i128,
-    lines: i128,
-    units: i128,
-    cents: i128,
-}
-
-fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -> bool {
-    if having.is_empty() {
-        return m.lines > 0;
-    }
-    having.iter().all(|&(measure, op, x)| {
-        let pow = 10i128.pow(x.scale);
-        // Compare lhs/den against x = mantissa / 10^scale, exactly.
-        let (lhs, rhs) = match measure {
-            Measure::Orders => (m.orders * pow, x.mantissa),
-            Measure::Lines => (m.lines * pow, x.mantissa),
-            Measure::Units => (m.units * pow, x.mantissa),
-            Measure::Spend => (m.cents * pow, x.mantissa * 100),
-            Measure::AvgOrderValue => {
-                if m.orders == 0 {
-                    return false;
-                }
-                (m.cents * pow, x.mantissa * 100 * m.orders)
-            }
-        };
-        match op {
-            CmpOp::Gt => lhs > rhs,
-            CmpOp::Gte => lhs >= rhs,
-            CmpOp::Lt => lhs < rhs,
-            CmpOp::Lte => lhs <= rhs,
-            CmpOp::Eq => lhs == rhs,
-        }
-    })
 }

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod eval;
 pub mod lang;
+mod verify;
 pub mod window;
 
 pub use catalog::Catalog;

@@ -1,0 +1,221 @@
+//! Purchase measures of candidate customers, read from one chunk's line
+//! store (see `segdex_index::chunk`).
+//!
+//! Without a product filter each order's lines, units and cents come from
+//! running totals; in a chunk whose orders are in time order the window is
+//! one run of orders, so a customer costs a few reads whatever their
+//! history. With a product filter the lines of the customer's orders in the
+//! window are read.
+
+use crate::lang::{CmpOp, Decimal, Measure};
+use segdex_index::chunk::{ChunkView, NULL_VALUE};
+use std::ops::Range;
+
+/// An order-attribute filter of a `where`, resolved to value ids.
+#[derive(Debug)]
+pub(crate) struct AttrFilter {
+    /// Which order attribute (index into `chunk::ORDER_ATTRS`).
+    pub attr: usize,
+    /// Allowed value ids.
+    pub allowed: Vec<bool>,
+    /// Whether a null value passes.
+    pub null_ok: bool,
+    /// Bitmap sections of the customers with an allowed value.
+    pub sections: Vec<u32>,
+}
+
+/// What decides whether an order and a line are kept.
+pub(crate) struct Keep<'p> {
+    /// Allowed products (None = every product), and their list.
+    pub products: Option<&'p (Vec<bool>, Vec<u32>)>,
+    /// Order-attribute filters.
+    pub filters: &'p [AttrFilter],
+    /// First and last local day of the window.
+    pub lo: i32,
+    /// Last local day of the window.
+    pub hi: i32,
+    /// The as-of day: orders of that day after `clip` are not kept.
+    pub as_of_day: i32,
+    /// The as-of instant (ns).
+    pub clip: i64,
+    /// `having` (empty: at least one kept line).
+    pub having: &'p [(Measure, CmpOp, Decimal)],
+}
+
+impl Keep<'_> {
+    /// Whether order `i` is in the window, not after the as-of instant and
+    /// passes the order-attribute filters.
+    #[inline]
+    fn order_ok(&self, view: &ChunkView, i: usize) -> bool {
+        let day = view.order_day(i);
+        day >= self.lo
+            && day <= self.hi
+            && !(day >= self.as_of_day && view.order_ns(i) > self.clip)
+            && order_attrs_ok(self.filters, view, i)
+    }
+
+    /// The clip to apply to a run of orders (only the as-of day's orders
+    /// can be after it).
+    fn run_clip(&self) -> Option<i64> {
+        (self.hi >= self.as_of_day).then_some(self.clip)
+    }
+
+    /// The orders of `local` that can be kept: the window's run when the
+    /// chunk is in time order, else all of them.
+    #[inline]
+    fn candidate_orders(&self, view: &ChunkView, local: usize) -> Range<usize> {
+        let orders = view.order_range(local);
+        if view.in_time_order() {
+            view.window_run(orders, self.lo, self.hi, self.run_clip())
+        } else {
+            orders
+        }
+    }
+}
+
+/// Whether order `i` passes every order-attribute filter of a `where`.
+#[inline]
+pub(crate) fn order_attrs_ok(filters: &[AttrFilter], view: &ChunkView, i: usize) -> bool {
+    filters.iter().all(|f| {
+        let v = view.order_attr(f.attr, i);
+        if v == NULL_VALUE {
+            f.null_ok
+        } else {
+            f.allowed.get(v as usize).copied().unwrap_or(false)
+        }
+    })
+}
+
+/// Per-customer measures over the kept lines.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Measures {
+    pub orders: i128,
+    pub lines: i128,
+    pub units: i128,
+    pub cents: i128,
+}
+
+impl Measures {
+    #[inline(always)]
+    fn add_run(&mut self, t: segdex_index::chunk::RunTotals) {
+        self.lines += t.lines as i128;
+        self.units += t.units as i128;
+        self.cents += t.cents as i128;
+    }
+}
+
+/// Whether measures `m` pass `having` (empty: at least one kept line).
+pub(crate) fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -> bool {
+    if having.is_empty() {
+        return m.lines > 0;
+    }
+    having.iter().all(|&(measure, op, x)| {
+        let pow = 10i128.pow(x.scale);
+        // Compare lhs/den against x = mantissa / 10^scale, exactly.
+        let (lhs, rhs) = match measure {
+            Measure::Orders => (m.orders * pow, x.mantissa),
+            Measure::Lines => (m.lines * pow, x.mantissa),
+            Measure::Units => (m.units * pow, x.mantissa),
+            Measure::Spend => (m.cents * pow, x.mantissa * 100),
+            Measure::AvgOrderValue => {
+                if m.orders == 0 {
+                    return false;
+                }
+                (m.cents * pow, x.mantissa * 100 * m.orders)
+            }
+        };
+        match op {
+            CmpOp::Gt => lhs > rhs,
+            CmpOp::Gte => lhs >= rhs,
+            CmpOp::Lt => lhs < rhs,
+            CmpOp::Lte => lhs <= rhs,
+            CmpOp::Eq => lhs == rhs,
+        }
+    })
+}
+
+/// The candidates (local customer numbers, ascending) of one chunk whose
+/// measures pass `keep.having`.
+pub(crate) fn passing(view: &ChunkView, keep: &Keep, locals: &[usize]) -> Vec<usize> {
+    let measures = |c: usize| match keep.products {
+        None => no_product_measures(view, keep, c),
+        Some((allowed, _)) => product_measures(view, keep, allowed, c),
+    };
+    locals
+        .iter()
+        .copied()
+        .filter(|&c| having_holds(keep.having, &measures(c)))
+        .collect()
+}
+
+/// Measures of `local` when every line of a kept order is kept.
+fn no_product_measures(view: &ChunkView, keep: &Keep, local: usize) -> Measures {
+    let mut m = Measures::default();
+    if view.in_time_order() {
+        let run = keep.candidate_orders(view, local);
+        if keep.filters.is_empty() {
+            m.orders = run.len() as i128;
+            m.add_run(view.run_totals(run));
+            return m;
+        }
+        for i in run {
+            if order_attrs_ok(keep.filters, view, i) {
+                m.orders += 1;
+                m.add_run(view.run_totals(i..i + 1));
+            }
+        }
+        return m;
+    }
+    // One order id may span several adjacent groups: count key changes.
+    let mut last_key = None;
+    for i in view.order_range(local) {
+        if keep.order_ok(view, i) {
+            let key = view.order_key(i);
+            if last_key != Some(key) {
+                m.orders += 1;
+                last_key = Some(key);
+            }
+            m.add_run(view.run_totals(i..i + 1));
+        }
+    }
+    m
+}
+
+/// Measures of `local` with a product filter: the lines of its kept orders
+/// whose product is allowed.
+fn product_measures(view: &ChunkView, keep: &Keep, allowed: &[bool], local: usize) -> Measures {
+    let mut m = Measures::default();
+    let simple = view.in_time_order();
+    let mut last_key = None;
+    for i in keep.candidate_orders(view, local) {
+        if !keep.order_ok(view, i) {
+            continue;
+        }
+        let mut kept = false;
+        for j in view.line_range(i) {
+            if allowed
+                .get(view.line_product(j) as usize)
+                .copied()
+                .unwrap_or(false)
+            {
+                kept = true;
+                m.lines += 1;
+                m.units += view.line_qty(j) as i128;
+                m.cents += view.line_cents(j) as i128;
+            }
+        }
+        if kept {
+            // One order id may span several adjacent groups unless the
+            // chunk is in time order: count key changes.
+            let key = if simple { i as i64 } else { view.order_key(i) };
+            if last_key != Some(key) {
+                m.orders += 1;
+                last_key = Some(key);
+            }
+            if keep.having.is_empty() {
+                break;
+            }
+        }
+    }
+    m
+}
