@@ -4,18 +4,16 @@
 //! An order here is the group of lines of one customer that share order id,
 //! instant and order attributes (in a denormalized lines table each line's
 //! own values are used). A customer's groups of one order id are adjacent,
-//! so counting distinct order ids is counting changes of key; order ids are
-//! ordered by their first instant, so a customer's orders are in time order
-//! unless one order id has lines on several days. The chunk records whether
-//! that holds for all its customers ([`ChunkView::chronological`]); when it
-//! does, a window is found by binary search instead of a scan.
+//! so counting distinct order ids is counting changes of key.
 //!
 //! Per order the chunk also keeps running totals of units and cents (and
 //! `order_line_start` is already one of lines), so the measures of a run of
-//! consecutive orders are two subtractions. When a chunk is also
+//! consecutive orders are two subtractions. When a chunk is
 //! [`ChunkView::in_time_order`] (every customer's orders sorted by instant,
-//! no order id split over two groups), a window plus the as-of clip is one
-//! such run, and a purchase condition without a product filter needs no line
+//! no order id split over two groups: order ids are numbered by their first
+//! instant, so this fails only when one order id has lines at several
+//! instants), a window plus the as-of clip is one such run, found by binary
+//! search, and a purchase condition without a product filter needs no line
 //! at all.
 
 use crate::packed::{self, Packed};
@@ -30,7 +28,6 @@ pub const NULL_VALUE: i64 = -1;
 const MAGIC: &[u8; 8] = b"SGDXCHK3";
 const COLUMNS: usize = 15;
 /// Bits of the flags column.
-const FLAG_CHRONOLOGICAL: i64 = 1;
 const FLAG_IN_TIME_ORDER: i64 = 2;
 // Column numbers.
 const C_CUST_START: usize = 0;
@@ -70,14 +67,6 @@ pub struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    /// Whether every customer's orders have non-decreasing days.
-    fn chronological(&self) -> bool {
-        self.cust_start.windows(2).all(|w| {
-            let (a, b) = (w[0] as usize, w[1] as usize);
-            self.order_day[a..b].windows(2).all(|d| d[0] <= d[1])
-        })
-    }
-
     /// Whether every customer's orders have non-decreasing instants and no
     /// two adjacent orders share an order id.
     fn in_time_order(&self) -> bool {
@@ -137,8 +126,7 @@ impl ChunkWriter {
         let cum_cents = self
             .running(&self.line_cents)
             .ok_or_else(|| overflow("line totals"))?;
-        let flags = FLAG_CHRONOLOGICAL * self.chronological() as i64
-            + FLAG_IN_TIME_ORDER * self.in_time_order() as i64;
+        let flags = FLAG_IN_TIME_ORDER * self.in_time_order() as i64;
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         for col in [
@@ -171,7 +159,6 @@ pub struct ChunkView<'a> {
     customers: usize,
     orders: usize,
     lines: usize,
-    chronological: bool,
     in_time_order: bool,
 }
 
@@ -229,28 +216,24 @@ impl<'a> ChunkView<'a> {
             return None;
         }
         let flags = cols[C_FLAGS].get(0);
-        let chronological = flags & FLAG_CHRONOLOGICAL != 0;
         let in_time_order = flags & FLAG_IN_TIME_ORDER != 0;
         let view = Self {
             cols,
             customers,
             orders,
             lines,
-            chronological,
             in_time_order,
         };
-        // The flags choose binary searches; a wrong flag would give wrong
-        // answers, so they are checked with the offsets. (The running
-        // totals index nothing; the section checksum covers them.)
-        if check && (chronological || in_time_order) {
+        // The flag chooses binary searches; a wrong flag would give wrong
+        // answers, so it is checked with the offsets. (The running totals
+        // index nothing; the section checksum covers them.)
+        if check && in_time_order {
             let ok = (0..customers).all(|c| {
                 let r = view.order_range(c);
                 (r.start + 1..r.end).all(|i| {
-                    (!chronological || view.order_day(i - 1) <= view.order_day(i))
-                        && (!in_time_order
-                            || (view.order_ns(i - 1) <= view.order_ns(i)
-                                && view.order_day(i - 1) <= view.order_day(i)
-                                && view.order_key(i - 1) != view.order_key(i)))
+                    view.order_ns(i - 1) <= view.order_ns(i)
+                        && view.order_day(i - 1) <= view.order_day(i)
+                        && view.order_key(i - 1) != view.order_key(i)
                 })
             });
             if !ok {
@@ -258,12 +241,6 @@ impl<'a> ChunkView<'a> {
             }
         }
         Some(view)
-    }
-
-    /// Whether each customer's orders are in non-decreasing day order.
-    #[inline]
-    pub fn chronological(&self) -> bool {
-        self.chronological
     }
 
     /// Whether each customer's orders are sorted by instant (hence by day)
@@ -337,7 +314,7 @@ impl<'a> ChunkView<'a> {
     }
 
     /// The first order of `orders` whose day is `day` or later (requires
-    /// [`Self::chronological`]).
+    /// [`Self::in_time_order`]).
     #[inline]
     pub fn first_order_from(&self, orders: std::ops::Range<usize>, day: i32) -> usize {
         let (mut lo, mut hi) = (orders.start, orders.end);
@@ -447,7 +424,7 @@ mod tests {
             .map(|j| (v.line_product(j), v.line_qty(j), v.line_cents(j)))
             .collect();
         assert_eq!(lines, vec![(7, 2, -50), (9, 3, 0)]);
-        assert!(v.chronological() && v.in_time_order());
+        assert!(v.in_time_order());
         let t = |lines, units, cents| RunTotals {
             lines,
             units,
@@ -466,12 +443,12 @@ mod tests {
         assert_eq!(v.window_run(0..2, 0, 200, Some(5)), 0..1);
         assert_eq!(v.window_run(0..2, 0, 200, Some(4)), 0..0);
 
-        // One order id in two groups: chronological, not in time order.
+        // One order id in two groups: not in time order.
         let mut split = ChunkWriter { ..w.clone() };
         split.order_key = vec![0, 0];
         let sv_bytes = split.encode().unwrap();
         let sv = ChunkView::parse(&sv_bytes).unwrap();
-        assert!(sv.chronological() && !sv.in_time_order());
+        assert!(!sv.in_time_order());
         // Instants out of order (same day): not in time order either.
         let mut late = ChunkWriter { ..w.clone() };
         late.order_ns = vec![6, 5];

@@ -151,42 +151,52 @@ pub(crate) fn passing(view: &ChunkView, keep: &Keep, locals: &[usize]) -> Vec<us
 /// Measures of `local` when every line of a kept order is kept.
 fn no_product_measures(view: &ChunkView, keep: &Keep, local: usize) -> Measures {
     let mut m = Measures::default();
-    if view.in_time_order() {
-        let run = keep.candidate_orders(view, local);
-        if keep.filters.is_empty() {
-            m.orders = run.len() as i128;
-            m.add_run(view.run_totals(run));
-            return m;
-        }
-        for i in run {
-            if order_attrs_ok(keep.filters, view, i) {
-                m.orders += 1;
-                m.add_run(view.run_totals(i..i + 1));
-            }
-        }
+    let orders = keep.candidate_orders(view, local);
+    if view.in_time_order() && keep.filters.is_empty() {
+        m.orders = orders.len() as i128;
+        m.add_run(view.run_totals(orders));
         return m;
     }
-    // One order id may span several adjacent groups: count key changes.
-    let mut last_key = None;
-    for i in view.order_range(local) {
+    let mut count = OrderCount::default();
+    for i in orders {
         if keep.order_ok(view, i) {
-            let key = view.order_key(i);
-            if last_key != Some(key) {
-                m.orders += 1;
-                last_key = Some(key);
-            }
+            count.add(view, i);
             m.add_run(view.run_totals(i..i + 1));
         }
     }
+    m.orders = count.n;
     m
+}
+
+/// Distinct order ids among one customer's kept orders, seen in order:
+/// groups of one order id are adjacent, and in a chunk in time order each
+/// group is an order of its own.
+#[derive(Default)]
+struct OrderCount {
+    n: i128,
+    last_key: Option<i64>,
+}
+
+impl OrderCount {
+    #[inline]
+    fn add(&mut self, view: &ChunkView, i: usize) {
+        let key = if view.in_time_order() {
+            i as i64
+        } else {
+            view.order_key(i)
+        };
+        if self.last_key != Some(key) {
+            self.n += 1;
+            self.last_key = Some(key);
+        }
+    }
 }
 
 /// Measures of `local` with a product filter: the lines of its kept orders
 /// whose product is allowed.
 fn product_measures(view: &ChunkView, keep: &Keep, allowed: &[bool], local: usize) -> Measures {
     let mut m = Measures::default();
-    let simple = view.in_time_order();
-    let mut last_key = None;
+    let mut count = OrderCount::default();
     for i in keep.candidate_orders(view, local) {
         if !keep.order_ok(view, i) {
             continue;
@@ -205,17 +215,12 @@ fn product_measures(view: &ChunkView, keep: &Keep, allowed: &[bool], local: usiz
             }
         }
         if kept {
-            // One order id may span several adjacent groups unless the
-            // chunk is in time order: count key changes.
-            let key = if simple { i as i64 } else { view.order_key(i) };
-            if last_key != Some(key) {
-                m.orders += 1;
-                last_key = Some(key);
-            }
+            count.add(view, i);
             if keep.having.is_empty() {
                 break;
             }
         }
     }
+    m.orders = count.n;
     m
 }
