@@ -310,6 +310,26 @@ impl Index {
         self.id_at(ids, values, row)
     }
 
+    /// The integer external ids of the rows in `rows`, in row order, read
+    /// straight from the id dictionary; `None` when the ids are strings.
+    /// What member and event files are written from.
+    pub fn int_ids(&self, rows: &Bitmap) -> Result<Option<Vec<i64>>> {
+        let ids = &self.meta.customer_ids;
+        if ids.kind != IdKind::Int {
+            return Ok(None);
+        }
+        let (values, _) = self.ids_bytes(ids)?;
+        if rows.max().is_some_and(|m| m >= ids.count) {
+            return Err(self.corrupt("a row reference"));
+        }
+        let mut out = Vec::with_capacity(rows.len() as usize);
+        out.extend(rows.iter().map(|r| {
+            let i = 8 * r as usize;
+            i64::from_le_bytes(values[i..i + 8].try_into().expect("8 bytes"))
+        }));
+        Ok(Some(out))
+    }
+
     /// The external ids of the rows in `rows`, in row order.
     pub fn external_ids(&self, rows: &Bitmap) -> Result<Vec<ExternalId>> {
         let ids = &self.meta.customer_ids;

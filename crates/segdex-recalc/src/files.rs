@@ -8,8 +8,9 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 use segdex_bitmap::Bitmap;
 use segdex_index::{ExternalId, IdKind, Index};
@@ -95,9 +96,22 @@ pub(crate) fn remove_tree(path: &Path) -> Result<()> {
 // ---------------------------------------------------------------------------
 // Parquet
 
-fn props() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
+/// Writer settings for a file of `schema`.
+fn props(schema: &Schema) -> WriterProperties {
+    let b = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    // Integer member and event ids ascend within a segment: delta encoding
+    // stores them in a byte or two each (plain + Snappy needs about eight),
+    // which is what keeps a pass's writes small at 10M customers.
+    let int_ids = schema
+        .field_with_name("customer_id")
+        .is_ok_and(|f| f.data_type() == &DataType::Int64);
+    if !int_ids {
+        return b.build();
+    }
+    let id = ColumnPath::from("customer_id");
+    b.set_column_dictionary_enabled(id.clone(), false)
+        .set_column_encoding(id.clone(), Encoding::DELTA_BINARY_PACKED)
+        .set_column_compression(id, Compression::UNCOMPRESSED)
         .build()
 }
 
@@ -108,13 +122,51 @@ pub(crate) fn parquet_bytes(
     batches: &[RecordBatch],
 ) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut w =
-        ArrowWriter::try_new(&mut buf, schema, Some(props())).map_err(|e| pq_err(path, e))?;
+    let props = props(&schema);
+    let mut w = ArrowWriter::try_new(&mut buf, schema, Some(props)).map_err(|e| pq_err(path, e))?;
     for b in batches {
         w.write(b).map_err(|e| pq_err(path, e))?;
     }
     w.close().map_err(|e| pq_err(path, e))?;
     Ok(buf)
+}
+
+/// A Parquet file written batch by batch (a first pass's events can be
+/// billions of rows: they are never all in memory). The file is new (as
+/// [`write_file`]) and not synced.
+pub(crate) struct ParquetStream {
+    path: PathBuf,
+    writer: ArrowWriter<std::io::BufWriter<File>>,
+}
+
+impl ParquetStream {
+    /// Creates `path` for rows of `schema`.
+    pub(crate) fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| io_err(path, e))?;
+        let props = props(&schema);
+        let writer = ArrowWriter::try_new(std::io::BufWriter::new(f), schema, Some(props))
+            .map_err(|e| pq_err(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+        })
+    }
+
+    /// Appends one batch.
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(|e| pq_err(&self.path, e))
+    }
+
+    /// Writes the footer and flushes the file.
+    pub(crate) fn finish(self) -> Result<()> {
+        let path = self.path;
+        let mut inner = self.writer.into_inner().map_err(|e| pq_err(&path, e))?;
+        inner.flush().map_err(|e| io_err(&path, e))
+    }
 }
 
 /// The Arrow type of the index's customer ids.
@@ -128,21 +180,16 @@ pub(crate) fn id_type(kind: IdKind) -> DataType {
 /// The external ids of `rows`, in row order, as an Arrow array of the
 /// index's id type (int64 or utf8).
 pub(crate) fn id_array(index: &Index, rows: &Bitmap) -> Result<ArrayRef> {
+    if let Some(ids) = index.int_ids(rows)? {
+        return Ok(Arc::new(Int64Array::from(ids)));
+    }
     let ids = index.external_ids(rows)?;
-    Ok(match index.customer_id_kind() {
-        IdKind::Int => Arc::new(Int64Array::from_iter_values(ids.iter().map(
-            |id| match id {
-                ExternalId::Int(i) => *i,
-                ExternalId::Str(_) => 0,
-            },
-        ))),
-        IdKind::Str => Arc::new(StringArray::from_iter_values(ids.iter().map(
-            |id| match id {
-                ExternalId::Str(s) => s.as_str(),
-                ExternalId::Int(_) => "",
-            },
-        ))),
-    })
+    Ok(Arc::new(StringArray::from_iter_values(ids.iter().map(
+        |id| match id {
+            ExternalId::Str(s) => s.as_str(),
+            ExternalId::Int(_) => "",
+        },
+    ))))
 }
 
 /// The schema of `members/<code>.parquet`.

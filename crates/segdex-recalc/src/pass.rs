@@ -1,7 +1,9 @@
 //! One recalculation pass: evaluate, diff against the previous members,
 //! write a new generation, commit.
 
-use crate::files::{self, create_dir, link_or_copy, remove_tree, sync_all, write_file};
+use crate::files::{
+    self, ParquetStream, create_dir, link_or_copy, remove_tree, sync_all, write_file,
+};
 use crate::state::{
     self, GEN, IndexIdentity, PassRecord, STATE_FORMAT, STATE_FORMAT_VERSION, SegmentMode,
     SegmentRecord, State, StateDoc,
@@ -400,7 +402,9 @@ pub fn run_pass(
         total: wtotal,
     });
     struct Diff {
-        entered: Bitmap,
+        /// Who entered; `None` when every member did (no earlier members:
+        /// not a second copy of the members).
+        entered: Option<Bitmap>,
         left: Bitmap,
         files: Vec<PathBuf>,
     }
@@ -409,16 +413,21 @@ pub fn run_pass(
         .map(|&code| -> Result<Diff> {
             let c = &computed[code];
             let had = prev_records.contains_key(code);
-            let before = match (&prev, had) {
-                (Some(p), true) => p.read_members(code)?,
-                _ => Bitmap::new(),
+            let (entered, left) = match (&prev, had) {
+                (Some(p), true) => {
+                    let before = p.read_members(code)?;
+                    (
+                        Some(c.members.as_ref() - &before),
+                        &before - c.members.as_ref(),
+                    )
+                }
+                _ => (None, Bitmap::new()),
             };
-            let entered = c.members.as_ref() - &before;
-            let left = &before - c.members.as_ref();
+            let unchanged = entered.as_ref().is_some_and(|e| e.is_empty()) && left.is_empty();
             let mut files = Vec::new();
             for ext in ["roaring", "parquet"] {
                 let to = members_dir.join(format!("{code}.{ext}"));
-                if had && entered.is_empty() && left.is_empty() {
+                if unchanged {
                     let from = prev_gen.as_ref().expect("had").join("members");
                     if link_or_copy(&from.join(format!("{code}.{ext}")), &to)? {
                         files.push(to);
@@ -490,25 +499,22 @@ pub fn run_pass(
     }
     let events_file = format!("events/pass-{pass_no:06}.parquet");
     let events_path = gen_dir.join(&events_file);
-    let mut batches = Vec::new();
+    let mut events =
+        ParquetStream::create(&events_path, files::events_schema(index.customer_id_kind()))?;
     for (code, d) in targets.iter().zip(&diffs) {
-        if !d.entered.is_empty() || !d.left.is_empty() {
-            batches.push(files::events_batch(
+        let entered = d.entered.as_ref().unwrap_or(&computed[*code].members);
+        if !entered.is_empty() || !d.left.is_empty() {
+            events.write(&files::events_batch(
                 index,
                 &events_path,
                 code,
-                &d.entered,
+                entered,
                 &d.left,
                 as_of_us,
-            )?);
+            )?)?;
         }
     }
-    let bytes = files::parquet_bytes(
-        &events_path,
-        files::events_schema(index.customer_id_kind()),
-        &batches,
-    )?;
-    write_file(&events_path, &bytes)?;
+    events.finish()?;
     new_files.push(events_path);
     crash::point("events");
 
@@ -518,11 +524,12 @@ pub fn run_pass(
     for (code, d) in targets.iter().zip(&diffs) {
         let c = &computed[*code];
         let size = c.members.len();
+        let entered = d.entered.as_ref().map_or(size, |e| e.len());
         reports.push(SegmentReport {
             code: code.to_string(),
             outcome: c.outcome,
             size,
-            entered: d.entered.len(),
+            entered,
             left: d.left.len(),
             seconds: c.seconds,
         });
@@ -531,7 +538,7 @@ pub fn run_pass(
             code: code.to_string(),
             as_of_us,
             size,
-            entered: d.entered.len(),
+            entered,
             left: d.left.len(),
             seconds: c.seconds,
         });
