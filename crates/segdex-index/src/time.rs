@@ -28,6 +28,16 @@ pub fn month_of(day: i32) -> i32 {
     d.year() * 12 + d.month0() as i32
 }
 
+/// The first and last day numbers of month index `m` (as [`month_of`]).
+pub fn month_days(m: i32) -> (i32, i32) {
+    let first = |m: i32| {
+        let d = NaiveDate::from_ymd_opt(m.div_euclid(12), m.rem_euclid(12) as u32 + 1, 1)
+            .expect("valid month");
+        day_number(d)
+    };
+    (first(m), first(m + 1) - 1)
+}
+
 /// Index of a month-day in a 366-slot leap-year calendar (01-01 = 0,
 /// 02-29 = 59, 12-31 = 365).
 pub fn month_day_slot(month: u32, day: u32) -> usize {

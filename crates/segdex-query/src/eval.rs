@@ -20,7 +20,7 @@ use crate::{Catalog, QueryError};
 use rayon::prelude::*;
 use segdex_bitmap::{Bitmap, Bsi, union_all};
 use segdex_index::model::{BsiMeta, Field, FieldKind, IdKind, NumEncoding, float_key};
-use segdex_index::time::{date_of, month_of};
+use segdex_index::time::{date_of, month_days, month_of};
 use segdex_index::{CHUNK_ROWS, ExternalId, Index};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
@@ -925,6 +925,16 @@ impl<'a> Evaluator<'a> {
             return Ok(none_kept());
         }
         let covers_all = lo == first && hi == last;
+        let split_day = !self.as_of.whole_day && hi == d;
+        if let Some((_, list)) = &p.products
+            && p.having.is_empty()
+            && p.filters.is_empty()
+            && !covers_all
+            && let Some(b) =
+                self.bought_by_months(p, list, (lo, hi), (first, last), split_day, mask)?
+        {
+            return Ok(b);
+        }
         let any_days = |lo: i32, hi: i32| -> Result<Bitmap, segdex_index::IndexError> {
             let maps = (lo..=hi)
                 .map(|day| index.bitmap(meta.any_day[(day - first) as usize]))
@@ -966,7 +976,6 @@ impl<'a> Evaluator<'a> {
                 .collect::<Result<Vec<_>, _>>()?;
             cand &= union_all(maps.iter().map(|b| b.as_ref()));
         }
-        let split_day = !self.as_of.whole_day && hi == d;
         let month_aligned = {
             let lo_d = date_of(lo);
             let hi_next = date_of(hi + 1);
@@ -991,6 +1000,77 @@ impl<'a> Evaluator<'a> {
         } else {
             passing
         })
+    }
+
+    /// Whether each customer bought an allowed product in days `lo..=hi`
+    /// (no `having`, no order attribute), answered by months: the months
+    /// wholly inside the window are unions of product-month bitmaps, and
+    /// only the customers who bought in the edge months and in none of the
+    /// inner ones have the edge days of their lines checked. `None` when
+    /// no month is wholly inside (the caller checks every candidate).
+    #[allow(clippy::too_many_arguments)]
+    fn bought_by_months(
+        &self,
+        p: &PurchasePlan,
+        products: &[u32],
+        (lo, hi): (i32, i32),
+        (first, last): (i32, i32),
+        split_day: bool,
+        mask: Option<&Bitmap>,
+    ) -> Result<Option<Bitmap>, segdex_index::IndexError> {
+        let index = self.index;
+        let any_day = &index.meta().purchases.any_day;
+        let (m_lo, m_hi) = (month_of(lo), month_of(hi));
+        // A month is inside when the window holds every day of it that can
+        // have lines: none before the data's first day or after its last,
+        // and the as-of day is partly outside when it is split.
+        let inside = |m: i32| {
+            let (ms, me) = month_days(m);
+            (ms >= lo || lo == first)
+                && ((me <= hi && !(split_day && me == hi)) || (hi == last && !split_day))
+        };
+        if !(m_lo..=m_hi).any(inside) {
+            return Ok(None);
+        }
+        let mut inner = Vec::new();
+        let mut edges: Vec<(i32, Vec<Arc<Bitmap>>)> = Vec::new();
+        for &prod in products {
+            for &(m, s) in index.product_months(prod)? {
+                if !(m_lo..=m_hi).contains(&m) {
+                    continue;
+                }
+                let b = index.bitmap(s)?;
+                if inside(m) {
+                    inner.push(b);
+                } else {
+                    match edges.iter_mut().find(|(e, _)| *e == m) {
+                        Some((_, v)) => v.push(b),
+                        None => edges.push((m, vec![b])),
+                    }
+                }
+            }
+        }
+        let mut bought = union_all(inner.iter().map(|b| b.as_ref()));
+        if let Some(m) = mask {
+            bought &= m;
+        }
+        for (m, maps) in edges {
+            let (ms, me) = month_days(m);
+            let (e_lo, e_hi) = (lo.max(ms), hi.min(me));
+            let days = (e_lo..=e_hi)
+                .map(|day| index.bitmap(any_day[(day - first) as usize]))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut cand = union_all(maps.iter().map(|b| b.as_ref()));
+            cand &= union_all(days.iter().map(|b| b.as_ref()));
+            cand -= &bought;
+            if let Some(mk) = mask {
+                cand &= mk;
+            }
+            if !cand.is_empty() {
+                bought |= self.verify(p, &cand, e_lo, e_hi)?;
+            }
+        }
+        Ok(Some(bought))
     }
 
     /// Checks each candidate's lines in the line store, chunk by chunk in
