@@ -65,6 +65,10 @@ pub struct Evaluator<'a> {
     /// Canonical keys of sub-conditions that occur more than once.
     shared_keys: HashSet<String>,
     shared: Mutex<HashMap<String, Arc<Bitmap>>>,
+    /// Purchase conditions that keep the same lines and test different
+    /// `having`s, by canonical key: each group's line store is read once
+    /// for all its tests.
+    having_groups: HashMap<String, Arc<HavingGroup>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -80,6 +84,41 @@ pub struct SharingStats {
     pub computed: u64,
 }
 
+/// Canonical keys and `having`s of purchase conditions with the same
+/// `where` and window.
+type HavingGroup = Vec<(String, Vec<(Measure, CmpOp, Decimal)>)>;
+
+/// Purchase conditions with a `having`, grouped by the lines they keep;
+/// only groups of two or more distinct tests.
+fn having_groups(catalog: &Catalog) -> HashMap<String, Arc<HavingGroup>> {
+    fn walk(c: &Condition, groups: &mut HashMap<String, HavingGroup>) {
+        match c {
+            Condition::All(v) | Condition::Any(v) => v.iter().for_each(|c| walk(c, groups)),
+            Condition::Not(c) => walk(c, groups),
+            Condition::Purchased(p) if !p.having.is_empty() => {
+                let g = groups.entry(p.lines_key()).or_default();
+                let key = c.canonical();
+                if !g.iter().any(|(k, _)| *k == key) {
+                    g.push((key, p.having.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut groups = HashMap::new();
+    for s in catalog.segments() {
+        walk(&s.rule, &mut groups);
+    }
+    let mut out = HashMap::new();
+    for g in groups.into_values().filter(|g| g.len() > 1) {
+        let g = Arc::new(g);
+        for (k, _) in g.iter() {
+            out.insert(k.clone(), g.clone());
+        }
+    }
+    out
+}
+
 fn count_keys(c: &Condition, counts: &mut HashMap<String, u32>) {
     *counts.entry(c.canonical()).or_default() += 1;
     match c {
@@ -91,6 +130,9 @@ fn count_keys(c: &Condition, counts: &mut HashMap<String, u32>) {
 
 type Res<T> = Result<T, SegmentError>;
 
+/// The measure tests of a `having`.
+type Having = [(Measure, CmpOp, Decimal)];
+
 impl<'a> Evaluator<'a> {
     /// An evaluator of `catalog` over `index` as of `as_of`.
     /// Identical sub-conditions (same canonical form) across the catalog's
@@ -100,9 +142,12 @@ impl<'a> Evaluator<'a> {
         for s in catalog.segments() {
             count_keys(&s.rule, &mut counts);
         }
+        let having_groups = having_groups(catalog);
         let shared_keys = counts
             .into_iter()
-            .filter(|(k, n)| *n > 1 && !k.starts_with("segment:"))
+            .filter(|(k, n)| {
+                (*n > 1 && !k.starts_with("segment:")) || having_groups.contains_key(k)
+            })
             .map(|(k, _)| k)
             .collect();
         Self {
@@ -113,6 +158,7 @@ impl<'a> Evaluator<'a> {
             plans: Mutex::new(HashMap::new()),
             shared_keys,
             shared: Mutex::new(HashMap::new()),
+            having_groups,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -121,6 +167,7 @@ impl<'a> Evaluator<'a> {
     /// Turns sharing of identical sub-conditions off (to measure it).
     pub fn without_sharing(mut self) -> Self {
         self.shared_keys.clear();
+        self.having_groups.clear();
         self.plans.lock().expect("plans lock").clear();
         self
     }
@@ -885,9 +932,25 @@ impl<'a> Evaluator<'a> {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok((**b).clone());
                 }
-                // Computed whole (no mask), since others share it.
-                let b = self.eval(inner, None)?;
+                // Computed whole (no mask), since others share it; a
+                // purchase with sibling `having`s computes theirs too.
                 self.misses.fetch_add(1, Ordering::Relaxed);
+                if let (Node::Purchase(p), Some(group)) =
+                    (inner.as_ref(), self.having_groups.get(key))
+                {
+                    let havings: Vec<&Having> = group.iter().map(|(_, h)| h.as_slice()).collect();
+                    let results = self.eval_purchase_havings(p, &havings, None).map_err(ie)?;
+                    let mut shared = self.shared.lock().expect("shared lock");
+                    let mut own = None;
+                    for ((k, _), b) in group.iter().zip(results) {
+                        if k == key {
+                            own = Some(b.clone());
+                        }
+                        shared.entry(k.clone()).or_insert_with(|| Arc::new(b));
+                    }
+                    return Ok(own.expect("a key is in its own group"));
+                }
+                let b = self.eval(inner, None)?;
                 self.shared
                     .lock()
                     .expect("shared lock")
@@ -902,17 +965,33 @@ impl<'a> Evaluator<'a> {
         p: &PurchasePlan,
         mask: Option<&Bitmap>,
     ) -> Result<Bitmap, segdex_index::IndexError> {
+        let mut v = self.eval_purchase_havings(p, &[&p.having], mask)?;
+        Ok(v.pop().expect("one having"))
+    }
+
+    /// The purchase condition `p` under each of `havings` in place of its
+    /// own (same `where` and window): one candidate set and one reading of
+    /// the line store for all of them.
+    fn eval_purchase_havings(
+        &self,
+        p: &PurchasePlan,
+        havings: &[&Having],
+        mask: Option<&Bitmap>,
+    ) -> Result<Vec<Bitmap>, segdex_index::IndexError> {
         let index = self.index;
         let meta = &index.meta().purchases;
         let d = self.as_of.day;
-        let holds_at_zero = having_holds(&p.having, &Measures::default());
+        let at_zero: Vec<bool> = havings
+            .iter()
+            .map(|h| having_holds(h, &Measures::default()))
+            .collect();
         let none_kept = || {
-            if holds_at_zero {
-                self.everyone()
-            } else {
-                Bitmap::new()
-            }
+            at_zero
+                .iter()
+                .map(|&z| if z { self.everyone() } else { Bitmap::new() })
+                .collect::<Vec<_>>()
         };
+        let exists_only = havings.iter().all(|h| h.is_empty());
         let range: DayRange = days(p.window, d).until(d);
         let n_days = meta.any_day.len() as i32;
         if n_days == 0 {
@@ -927,13 +1006,13 @@ impl<'a> Evaluator<'a> {
         let covers_all = lo == first && hi == last;
         let split_day = !self.as_of.whole_day && hi == d;
         if let Some((_, list)) = &p.products
-            && p.having.is_empty()
+            && exists_only
             && p.filters.is_empty()
             && !covers_all
             && let Some(b) =
                 self.bought_by_months(p, list, (lo, hi), (first, last), split_day, mask)?
         {
-            return Ok(b);
+            return Ok(vec![b; havings.len()]);
         }
         let any_days = |lo: i32, hi: i32| -> Result<Bitmap, segdex_index::IndexError> {
             let maps = (lo..=hi)
@@ -982,24 +1061,31 @@ impl<'a> Evaluator<'a> {
             (lo == first || chrono::Datelike::day(&lo_d) == 1)
                 && (hi == last || chrono::Datelike::day(&hi_next) == 1)
         };
-        let exact = p.having.is_empty()
+        let exact = exists_only
             && p.filters.is_empty()
             && !split_day
             && (p.products.is_none() || covers_all || month_aligned);
         let passing = if exact {
-            cand.clone()
+            vec![cand.clone(); havings.len()]
         } else {
-            self.verify(p, &cand, lo, hi)?
+            self.verify(p, havings, &cand, lo, hi)?
         };
-        Ok(if holds_at_zero {
-            let outside = match mask {
+        let outside = if at_zero.iter().any(|&z| z) {
+            Some(match mask {
                 Some(m) => m - &cand,
                 None => self.everyone() - &cand,
-            };
-            passing | outside
+            })
         } else {
-            passing
-        })
+            None
+        };
+        Ok(passing
+            .into_iter()
+            .zip(&at_zero)
+            .map(|(b, &z)| match (&outside, z) {
+                (Some(o), true) => b | o,
+                _ => b,
+            })
+            .collect())
     }
 
     /// Whether each customer bought an allowed product in days `lo..=hi`
@@ -1067,21 +1153,24 @@ impl<'a> Evaluator<'a> {
                 cand &= mk;
             }
             if !cand.is_empty() {
-                bought |= self.verify(p, &cand, e_lo, e_hi)?;
+                let found = self.verify(p, &[&[]], &cand, e_lo, e_hi)?;
+                bought |= &found[0];
             }
         }
         Ok(Some(bought))
     }
 
     /// Checks each candidate's lines in the line store, chunk by chunk in
-    /// parallel; returns those whose measures pass `having`.
+    /// parallel; returns, for each of `havings`, those whose measures pass
+    /// it.
     fn verify(
         &self,
         p: &PurchasePlan,
+        havings: &[&Having],
         cand: &Bitmap,
         lo: i32,
         hi: i32,
-    ) -> Result<Bitmap, segdex_index::IndexError> {
+    ) -> Result<Vec<Bitmap>, segdex_index::IndexError> {
         let mut by_chunk: Vec<(usize, Vec<u32>)> = Vec::new();
         for row in cand.iter() {
             let k = (row / CHUNK_ROWS) as usize;
@@ -1097,21 +1186,28 @@ impl<'a> Evaluator<'a> {
             hi,
             as_of_day: self.as_of.day,
             clip: self.as_of.clip_ns,
-            having: &p.having,
+            exists_only: havings.iter().all(|h| h.is_empty()),
         };
         let parts = by_chunk
             .par_iter()
-            .map(|(k, rows)| -> Result<Vec<u32>, segdex_index::IndexError> {
-                let view = self.index.chunk(*k)?;
-                let base = *k as u32 * CHUNK_ROWS;
-                let locals: Vec<usize> = rows.iter().map(|&r| (r - base) as usize).collect();
-                Ok(verify::passing(&view, &keep, &locals)
-                    .into_iter()
-                    .map(|c| base + c as u32)
-                    .collect())
-            })
+            .map(
+                |(k, rows)| -> Result<Vec<Vec<u32>>, segdex_index::IndexError> {
+                    let view = self.index.chunk(*k)?;
+                    let base = *k as u32 * CHUNK_ROWS;
+                    let locals: Vec<usize> = rows.iter().map(|&r| (r - base) as usize).collect();
+                    Ok(verify::passing(&view, &keep, havings, &locals)
+                        .into_iter()
+                        .map(|v| v.into_iter().map(|c| base + c as u32).collect())
+                        .collect())
+                },
+            )
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Bitmap::from_sorted_iter(parts.into_iter().flatten()).expect("chunks in order"))
+        Ok((0..havings.len())
+            .map(|i| {
+                Bitmap::from_sorted_iter(parts.iter().flat_map(|c| c[i].iter().copied()))
+                    .expect("chunks in order")
+            })
+            .collect())
     }
 }
 

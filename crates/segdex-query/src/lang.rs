@@ -102,16 +102,40 @@ pub enum Condition {
     Purchased(Purchase),
 }
 
+/// Sorted, deduplicated, comma-joined: the canonical text of a set.
+fn sorted_set(items: impl Iterator<Item = String>) -> String {
+    let mut v: Vec<String> = items.collect();
+    v.sort();
+    v.dedup();
+    v.join(",")
+}
+
+/// The canonical text of a list of JSON values taken as a set.
+fn value_set(v: &[Json]) -> String {
+    sorted_set(v.iter().map(|x| x.to_string()))
+}
+
+impl Purchase {
+    /// The canonical text of the `where` and the window, without `having`:
+    /// equal for purchase conditions that keep the same lines, whose
+    /// measures can therefore be read once for several `having` tests.
+    pub fn lines_key(&self) -> String {
+        let filters = sorted_set(self.filters.iter().map(|f| {
+            format!(
+                "{}{}[{}]",
+                f.key,
+                if f.negate { "!" } else { "" },
+                value_set(&f.values)
+            )
+        }));
+        format!("purchased:{{{filters}}}:{:?}", self.window)
+    }
+}
+
 impl Condition {
     /// A canonical text of the condition: equal for conditions that are the
     /// same up to JSON paths, order of alternatives and `all`/`any` nesting.
     pub fn canonical(&self) -> String {
-        fn sorted(items: impl Iterator<Item = String>) -> String {
-            let mut v: Vec<String> = items.collect();
-            v.sort();
-            v.dedup();
-            v.join(",")
-        }
         fn flat<'c>(c: &'c Condition, all: bool, out: &mut Vec<&'c Condition>) {
             match (c, all) {
                 (Condition::All(v), true) | (Condition::Any(v), false) => {
@@ -120,7 +144,7 @@ impl Condition {
                 _ => out.push(c),
             }
         }
-        let values = |v: &[Json]| sorted(v.iter().map(|x| x.to_string()));
+        let values = value_set;
         match self {
             Condition::All(_) | Condition::Any(_) => {
                 let all = matches!(self, Condition::All(_));
@@ -129,7 +153,7 @@ impl Condition {
                 if parts.len() == 1 && !std::ptr::eq(parts[0], self) {
                     return parts[0].canonical();
                 }
-                let inner = sorted(parts.iter().map(|c| c.canonical()));
+                let inner = sorted_set(parts.iter().map(|c| c.canonical()));
                 format!("{}({inner})", if all { "all" } else { "any" })
             }
             Condition::Not(c) => match c.as_ref() {
@@ -148,17 +172,8 @@ impl Condition {
                 format!("attr:{name}:{t}")
             }
             Condition::Purchased(p) => {
-                let filters = sorted(p.filters.iter().map(|f| {
-                    format!(
-                        "{}{}[{}]",
-                        f.key,
-                        if f.negate { "!" } else { "" },
-                        values(&f.values)
-                    )
-                }));
-                let having = sorted(p.having.iter().map(|h| format!("{h:?}")));
-                let window = format!("{:?}", p.window);
-                format!("purchased:{{{filters}}}:{window}:{{{having}}}")
+                let having = sorted_set(p.having.iter().map(|h| format!("{h:?}")));
+                format!("{}:{{{having}}}", p.lines_key())
             }
         }
     }

@@ -38,8 +38,9 @@ pub(crate) struct Keep<'p> {
     pub as_of_day: i32,
     /// The as-of instant (ns).
     pub clip: i64,
-    /// `having` (empty: at least one kept line).
-    pub having: &'p [(Measure, CmpOp, Decimal)],
+    /// Only whether a line is kept matters (every `having` is empty): a
+    /// customer's first kept line decides.
+    pub exists_only: bool,
 }
 
 impl Keep<'_> {
@@ -134,18 +135,27 @@ pub(crate) fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -
     })
 }
 
-/// The candidates (local customer numbers, ascending) of one chunk whose
-/// measures pass `keep.having`.
-pub(crate) fn passing(view: &ChunkView, keep: &Keep, locals: &[usize]) -> Vec<usize> {
-    let measures = |c: usize| match keep.products {
-        None => no_product_measures(view, keep, c),
-        Some((allowed, _)) => product_measures(view, keep, allowed, c),
-    };
-    locals
-        .iter()
-        .copied()
-        .filter(|&c| having_holds(keep.having, &measures(c)))
-        .collect()
+/// For each of `havings`, the candidates (local customer numbers,
+/// ascending) of one chunk whose measures pass it.
+pub(crate) fn passing(
+    view: &ChunkView,
+    keep: &Keep,
+    havings: &[&[(Measure, CmpOp, Decimal)]],
+    locals: &[usize],
+) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); havings.len()];
+    for &c in locals {
+        let m = match keep.products {
+            None => no_product_measures(view, keep, c),
+            Some((allowed, _)) => product_measures(view, keep, allowed, c),
+        };
+        for (h, o) in havings.iter().zip(out.iter_mut()) {
+            if having_holds(h, &m) {
+                o.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Measures of `local` when every line of a kept order is kept.
@@ -216,7 +226,7 @@ fn product_measures(view: &ChunkView, keep: &Keep, allowed: &[bool], local: usiz
         }
         if kept {
             count.add(view, i);
-            if keep.having.is_empty() {
+            if keep.exists_only {
                 break;
             }
         }

@@ -253,6 +253,9 @@ struct Gen {
     cust_ids: Option<Ids>,
     spend_pool: Vec<String>,
     aov_pool: Vec<String>,
+    /// `where` and window of earlier purchase conditions with a `having`:
+    /// reused with another `having`, as spend tiers are.
+    tiers: Vec<Map<String, Value>>,
 }
 
 impl Gen {
@@ -487,7 +490,22 @@ impl Gen {
         (name.to_string(), Value::Object(o))
     }
 
+    fn having(&mut self) -> Value {
+        let mut hv = Map::new();
+        let n = 1 + self.rng.below(2);
+        for _ in 0..n {
+            let (k, v) = self.measure();
+            hv.insert(k, v);
+        }
+        Value::Object(hv)
+    }
+
     fn purchased(&mut self) -> Value {
+        if !self.tiers.is_empty() && self.rng.pct(20) {
+            let mut p = self.rng.pick(&self.tiers).clone();
+            p.insert("having".into(), self.having());
+            return json!({ "purchased": p });
+        }
         let mut p = Map::new();
         if self.rng.pct(75) && !self.wheres.is_empty() {
             let mut w = Map::new();
@@ -516,13 +534,8 @@ impl Gen {
         } else if h < 40 {
             p.insert("having".into(), json!({}));
         } else {
-            let mut hv = Map::new();
-            let n = 1 + self.rng.below(2);
-            for _ in 0..n {
-                let (k, v) = self.measure();
-                hv.insert(k, v);
-            }
-            p.insert("having".into(), Value::Object(hv));
+            self.tiers.push(p.clone());
+            p.insert("having".into(), self.having());
         }
         json!({ "purchased": p })
     }
@@ -703,6 +716,7 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
         cust_ids: None,
         spend_pool: Vec::new(),
         aov_pool: Vec::new(),
+        tiers: Vec::new(),
     };
     let mut prev = g.sod(r - 901);
     for d in (r - 900)..(r + 220) {
