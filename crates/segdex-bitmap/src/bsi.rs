@@ -21,61 +21,114 @@ pub struct Bsi<B = Bitmap> {
 }
 
 impl<B: Borrow<Bitmap>> Bsi<B> {
-    /// Rows whose value is `>= c`.
-    pub fn ge(&self, c: u64) -> Bitmap {
-        let bits = self.slices.len();
-        if bits < 64 && c >> bits != 0 {
-            return Bitmap::new();
-        }
+    fn slice(&self, i: usize) -> &Bitmap {
+        self.slices[i].borrow()
+    }
+
+    /// Rows of `eq` whose value's low `top` bits are `>=` those of `c`
+    /// (the higher bits being equal).
+    fn ge_from(&self, mut eq: Bitmap, c: u64, top: usize) -> Bitmap {
         let mut gt = Bitmap::new();
-        let mut eq: Bitmap = self.exists.borrow().clone();
-        for i in (0..bits).rev() {
-            let slice: &Bitmap = self.slices[i].borrow();
+        for i in (0..top).rev() {
+            if eq.is_empty() {
+                break;
+            }
+            let slice = self.slice(i);
             if (c >> i) & 1 == 1 {
                 eq &= slice;
             } else {
                 gt |= &eq & slice;
                 eq -= slice;
             }
-            if eq.is_empty() {
-                break;
-            }
         }
         gt | eq
     }
 
-    /// Rows whose value is `<= c`.
-    pub fn le(&self, c: u64) -> Bitmap {
-        let bits = self.slices.len();
-        if bits < 64 && c >> bits != 0 {
-            return self.exists.borrow().clone();
-        }
+    /// Rows of `eq` whose value's low `top` bits are `<=` those of `c`.
+    fn le_from(&self, mut eq: Bitmap, c: u64, top: usize) -> Bitmap {
         let mut lt = Bitmap::new();
-        let mut eq: Bitmap = self.exists.borrow().clone();
-        for i in (0..bits).rev() {
-            let slice: &Bitmap = self.slices[i].borrow();
+        for i in (0..top).rev() {
+            if eq.is_empty() {
+                break;
+            }
+            let slice = self.slice(i);
             if (c >> i) & 1 == 1 {
                 lt |= &eq - slice;
                 eq &= slice;
             } else {
                 eq -= slice;
             }
-            if eq.is_empty() {
-                break;
-            }
         }
         lt | eq
     }
 
-    /// Rows whose value lies in `lo..=hi` (either bound may be absent).
-    pub fn range(&self, lo: Option<u64>, hi: Option<u64>) -> Bitmap {
-        match (lo, hi) {
-            (Some(lo), Some(hi)) if lo > hi => Bitmap::new(),
-            (Some(lo), Some(hi)) => self.ge(lo) & self.le(hi),
-            (Some(lo), None) => self.ge(lo),
-            (None, Some(hi)) => self.le(hi),
-            (None, None) => self.exists.borrow().clone(),
+    /// Whether `c` has a bit above the slices (so exceeds every value).
+    fn too_big(&self, c: u64) -> bool {
+        let bits = self.slices.len();
+        bits < 64 && c >> bits != 0
+    }
+
+    /// Rows whose value is `>= c`.
+    pub fn ge(&self, c: u64) -> Bitmap {
+        if self.too_big(c) {
+            return Bitmap::new();
         }
+        self.ge_from(self.exists.borrow().clone(), c, self.slices.len())
+    }
+
+    /// Rows whose value is `<= c`.
+    pub fn le(&self, c: u64) -> Bitmap {
+        if self.too_big(c) {
+            return self.exists.borrow().clone();
+        }
+        self.le_from(self.exists.borrow().clone(), c, self.slices.len())
+    }
+
+    /// Rows whose value lies in `lo..=hi` (either bound may be absent).
+    ///
+    /// One pass: the bits `lo` and `hi` share narrow one candidate set;
+    /// below the first bit where they differ, the rows with `lo`'s bit are
+    /// compared with `lo` only and the rows with `hi`'s bit with `hi` only.
+    pub fn range(&self, lo: Option<u64>, hi: Option<u64>) -> Bitmap {
+        let (lo, hi) = match (lo, hi) {
+            (None, None) => return self.exists.borrow().clone(),
+            (Some(lo), None) => return self.ge(lo),
+            (None, Some(hi)) => return self.le(hi),
+            (Some(lo), Some(hi)) => (lo, hi),
+        };
+        let bits = self.slices.len();
+        if lo > hi || self.too_big(lo) {
+            return Bitmap::new();
+        }
+        if self.too_big(hi) {
+            return self.ge(lo);
+        }
+        let mut eq: Bitmap = self.exists.borrow().clone();
+        let mut top = bits;
+        while top > 0 {
+            let i = top - 1;
+            let (l, h) = ((lo >> i) & 1, (hi >> i) & 1);
+            if l != h {
+                break;
+            }
+            if l == 1 {
+                eq &= self.slice(i);
+            } else {
+                eq -= self.slice(i);
+            }
+            if eq.is_empty() {
+                return eq;
+            }
+            top = i;
+        }
+        if top == 0 {
+            return eq; // lo == hi
+        }
+        // Bit top-1: lo has 0, hi has 1.
+        let split = self.slice(top - 1);
+        let ones = &eq & split;
+        eq -= split;
+        self.ge_from(eq, lo, top - 1) | self.le_from(ones, hi, top - 1)
     }
 }
 
@@ -181,6 +234,24 @@ mod tests {
             );
         }
         assert_eq!(bsi.range(None, None), naive(&values, |_| true));
+        let mut x: u64 = 0x853c49e6748fea9b;
+        for _ in 0..400 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let lo = x % 1100;
+            let hi = lo + (x >> 32) % 300;
+            assert_eq!(
+                bsi.range(Some(lo), Some(hi)),
+                naive(&values, |v| (lo..=hi).contains(&v)),
+                "range {lo}..={hi}"
+            );
+            assert_eq!(
+                bsi.range(Some(lo), Some(lo)),
+                naive(&values, |v| v == lo),
+                "eq {lo}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The segdex index: dense row ids, id dictionaries, attribute bitmaps and
-//! bit-sliced indexes, time-bucketed purchase bitmaps and a customer-sorted
-//! line store, built from Arrow batches and opened through memmap2.
+//! The segdex index: dense row ids, id dictionaries, attribute bitmaps,
+//! bit-sliced indexes for numbers, time-bucketed bitmaps for dates and for
+//! purchases, and a customer-sorted line store, built from Arrow batches
+//! and opened through memmap2.
 //!
 //! Layout of an index directory:
 //! * `manifest.json` — format name and version, data file size, meta section;
@@ -13,6 +14,8 @@
 
 pub mod build;
 pub mod chunk;
+pub mod dates;
+pub mod ids;
 pub mod model;
 pub mod open;
 pub mod packed;

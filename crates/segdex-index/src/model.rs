@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the on-disk layout changes; other versions are refused.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The `format` string of a segdex index manifest.
 pub const FORMAT_NAME: &str = "segdex-index";
 /// Customers per chunk: the unit of parallel evaluation and of sharding.
@@ -55,8 +55,8 @@ pub enum FieldKind {
     Flag,
     /// Integers, decimals or floats: a bit-sliced index.
     Numeric,
-    /// Dates and timestamps (their local day): a bit-sliced index of day
-    /// numbers plus a bitmap per month-day.
+    /// Dates and timestamps (their local day): a bitmap per year, month
+    /// and day that holds a value, plus a bitmap per month-day.
     Date,
 }
 
@@ -106,6 +106,16 @@ pub struct BsiMeta {
     pub exists: u32,
 }
 
+/// A date attribute's time buckets (see [`crate::dates`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct DateSections {
+    /// Section of the [`crate::dates::DateTable`]: where each year's,
+    /// month's and day's bitmap is.
+    pub table: u32,
+    /// Section of the rows that have a value (not null).
+    pub exists: u32,
+}
+
 /// One indexed attribute (of customers, of products, or an order attribute).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Field {
@@ -124,9 +134,12 @@ pub struct Field {
     pub value_sections: Vec<u32>,
     /// Section of the rows whose value is null (or an empty list).
     pub null_section: u32,
-    /// Numeric / date: the bit-sliced index.
+    /// Numeric: the bit-sliced index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bsi: Option<BsiMeta>,
+    /// Date: the year / month / day buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dates: Option<DateSections>,
     /// Date: the bitmap section per month-day slot (366, see
     /// [`crate::time::month_day_slot`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,12 +1,14 @@
 //! Opening an index directory and reading from it.
 
 use crate::chunk::{ChunkView, ORDER_ATTRS};
+use crate::dates::DateTable;
 use crate::model::*;
 use crate::time::Zone;
 use crate::{IndexError, Result};
 use segdex_bitmap::{Bitmap, SectionFile};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// An external customer (or product) id as it appears in the input.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -39,6 +41,10 @@ pub struct Index {
     chunks_checked: Vec<OnceLock<bool>>,
     product_all_time: OnceLock<Vec<u32>>,
     product_months: OnceLock<ProductMonths>,
+    /// Every customer row, made on first use.
+    all_rows: OnceLock<Arc<Bitmap>>,
+    /// Date tables read so far, by section.
+    date_tables: Mutex<HashMap<u32, Arc<DateTable>>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -123,6 +129,8 @@ impl Index {
             chunks_checked: (0..chunks).map(|_| OnceLock::new()).collect(),
             product_all_time: OnceLock::new(),
             product_months: OnceLock::new(),
+            date_tables: Mutex::new(HashMap::new()),
+            all_rows: OnceLock::new(),
         })
     }
 
@@ -171,6 +179,19 @@ impl Index {
         Ok(slot.get_or_init(|| b).clone())
     }
 
+    /// Every customer row (`0..customers`).
+    pub fn all_rows(&self) -> Arc<Bitmap> {
+        self.all_rows
+            .get_or_init(|| Arc::new(segdex_bitmap::all_rows(self.meta.customers)))
+            .clone()
+    }
+
+    /// The stored size of `section` in bytes (0 for no such section): a
+    /// bitmap's size, known without reading it, estimates its cardinality.
+    pub fn section_bytes(&self, section: u32) -> u64 {
+        self.file.section_len(section).unwrap_or(0)
+    }
+
     /// A customer attribute by name.
     pub fn customer_field(&self, name: &str) -> Option<&Field> {
         self.meta.customer_fields.iter().find(|f| f.name == name)
@@ -210,6 +231,27 @@ impl Index {
             .ok_or_else(|| self.corrupt(&format!("line store chunk {k}")))?;
         self.chunks_checked[k].get_or_init(|| true);
         Ok(view)
+    }
+
+    /// The year / month / day bucket table of a date field, read and
+    /// checked on first use.
+    pub fn date_table(&self, dates: &DateSections) -> Result<Arc<DateTable>> {
+        if let Some(t) = self
+            .date_tables
+            .lock()
+            .expect("date tables")
+            .get(&dates.table)
+        {
+            return Ok(t.clone());
+        }
+        let t = DateTable::decode(self.file.bytes(dates.table)?, self.file.len())
+            .ok_or_else(|| self.corrupt(&format!("date table section {}", dates.table)))?;
+        let t = Arc::new(t);
+        self.date_tables
+            .lock()
+            .expect("date tables")
+            .insert(dates.table, t.clone());
+        Ok(t)
     }
 
     fn product_all_time_table(&self) -> Result<&Vec<u32>> {
@@ -377,6 +419,14 @@ impl Index {
         for f in &m.customer_fields {
             for s in field_sections(f) {
                 mark(s, "customer attributes");
+            }
+            if let Some(d) = &f.dates {
+                mark(d.table, "customer attributes");
+                mark(d.exists, "customer attributes");
+                let t = self.date_table(d)?;
+                for &(_, s) in t.years.iter().chain(&t.months).chain(&t.days) {
+                    mark(s, "customer attributes");
+                }
             }
         }
         for f in &m.product_fields {

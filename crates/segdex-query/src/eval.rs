@@ -1,9 +1,11 @@
 //! Planning segment rules against an index and evaluating them with bitmap
 //! operations, in parallel.
 //!
-//! * Customer attributes: unions / intersections of value bitmaps, and
-//!   bit-sliced range compares for numbers and dates (`age` becomes a range
-//!   of birth dates).
+//! * Customer attributes: unions / intersections of value bitmaps,
+//!   bit-sliced range compares for numbers, and for dates the union of the
+//!   fewest year / month / day buckets that cover the range (or every dated
+//!   row less the complement's cover, when that is smaller); `age` becomes a
+//!   range of birth dates.
 //! * Purchases: a candidate set from time-bucketed purchase bitmaps (per
 //!   product all-time and per month, per day for any purchase, per order
 //!   attribute value) that contains every customer with a kept line. When
@@ -19,7 +21,9 @@ use crate::window::{AsOf, DayRange, anniversary_slots, born_by, days};
 use crate::{Catalog, QueryError};
 use rayon::prelude::*;
 use segdex_bitmap::{Bitmap, Bsi, union_all};
-use segdex_index::model::{BsiMeta, Field, FieldKind, IdKind, NumEncoding, float_key};
+use segdex_index::model::{
+    BsiMeta, DateSections, Field, FieldKind, IdKind, NumEncoding, float_key,
+};
 use segdex_index::time::{date_of, month_days, month_of};
 use segdex_index::{CHUNK_ROWS, ExternalId, Index};
 use serde_json::Value as Json;
@@ -38,6 +42,11 @@ enum Node<'i> {
     Union(Vec<u32>),
     Intersection(Vec<u32>),
     Range(&'i BsiMeta, Option<u64>, Option<u64>),
+    /// Rows of a date attribute with a value in `lo..=hi` (day numbers),
+    /// from its year / month / day buckets.
+    Dates(&'i DateSections, i32, i32),
+    /// The first section's rows less the union of the others'.
+    Except(u32, Vec<u32>),
     Purchase(Box<PurchasePlan>),
     /// A sub-condition that occurs more than once in the catalog: computed
     /// once, then shared.
@@ -245,7 +254,7 @@ impl<'a> Evaluator<'a> {
 
     /// Every customer row.
     fn everyone(&self) -> Bitmap {
-        segdex_bitmap::all_rows(self.index.customers())
+        (*self.index.all_rows()).clone()
     }
 
     fn idx_err(&self, code: &str, path: &str, e: segdex_index::IndexError) -> SegmentError {
@@ -419,7 +428,7 @@ impl<'a> Evaluator<'a> {
                     "`age` needs birth_date to be a date".into(),
                 ));
             }
-            let bsi = birth.bsi.as_ref().expect("date fields have a bsi");
+            let dates = self.dates_of(code, path, birth)?;
             let range = |lo: Option<i128>, hi: Option<i128>| -> Node<'a> {
                 // age >= lo  <=>  birth <= born_by(D, lo)
                 // age <= hi  <=>  birth >  born_by(D, hi + 1)
@@ -427,7 +436,7 @@ impl<'a> Evaluator<'a> {
                 let clampy = |y: i128| y.clamp(-100_000, 100_000) as i64;
                 let bhi = lo.and_then(|a| born_by(d, clampy(a)));
                 let blo = hi.and_then(|a| born_by(d, clampy(a + 1))).map(|b| b + 1);
-                range_node(bsi, blo.map(i128::from), bhi.map(i128::from))
+                date_node(dates, blo.map(i128::from), bhi.map(i128::from))
             };
             return Ok(match test {
                 AttrTest::IsNull(b) => null_node(birth, *b),
@@ -478,13 +487,63 @@ impl<'a> Evaluator<'a> {
                     _ => Err(misfit(kind_name)),
                 }
             }
-            FieldKind::Numeric | FieldKind::Date => {
-                let bsi = field.bsi.as_ref().expect("numeric fields have a bsi");
-                let kind_name = if field.kind == FieldKind::Date {
-                    "date"
-                } else {
-                    "numeric"
-                };
+            FieldKind::Date => {
+                let dates = self.dates_of(code, path, field)?;
+                match test {
+                    AttrTest::IsNull(b) => Ok(null_node(field, *b)),
+                    AttrTest::Compare(cmps) => {
+                        let (lo, hi) = self.key_bounds(code, path, field, cmps)?;
+                        Ok(date_node(dates, lo, hi))
+                    }
+                    AttrTest::In(vs) | AttrTest::NotIn(vs) => {
+                        let mut any = Vec::new();
+                        for v in vs {
+                            let (lo, hi) =
+                                self.key_bounds(code, path, field, &[(CmpOp::Eq, v.clone())])?;
+                            any.push(date_node(dates, lo, hi));
+                        }
+                        let n = Node::Any(any);
+                        Ok(if matches!(test, AttrTest::NotIn(_)) {
+                            Node::Not(Box::new(n))
+                        } else {
+                            n
+                        })
+                    }
+                    AttrTest::Window(w) => {
+                        let r = days(*w, self.as_of.day);
+                        if r.is_empty() {
+                            return Ok(Node::Union(vec![]));
+                        }
+                        Ok(date_node(dates, r.lo.map(i128::from), r.hi.map(i128::from)))
+                    }
+                    AttrTest::Anniversary(a) => {
+                        let slots = anniversary_slots(*a, self.as_of.day);
+                        let pick = |want: bool| -> Vec<u32> {
+                            slots
+                                .iter()
+                                .zip(&field.month_day_sections)
+                                .filter(|(s, _)| **s == want)
+                                .map(|(_, &sec)| sec)
+                                .collect()
+                        };
+                        // Most of the year: every dated row less the rest.
+                        let taken = slots.iter().filter(|s| **s).count();
+                        Ok(if taken * 2 > slots.len() {
+                            Node::Except(dates.exists, pick(false))
+                        } else {
+                            Node::Union(pick(true))
+                        })
+                    }
+                    _ => Err(misfit("date")),
+                }
+            }
+            FieldKind::Numeric => {
+                let bsi = field.bsi.as_ref().ok_or_else(|| {
+                    err(
+                        path,
+                        format!("the index has no numbers for `{name}`; rebuild it"),
+                    )
+                })?;
                 match test {
                     AttrTest::IsNull(b) => Ok(null_node(field, *b)),
                     AttrTest::Compare(cmps) => {
@@ -505,27 +564,22 @@ impl<'a> Evaluator<'a> {
                             n
                         })
                     }
-                    AttrTest::Window(w) if field.kind == FieldKind::Date => {
-                        let r = days(*w, self.as_of.day);
-                        if r.is_empty() {
-                            return Ok(Node::Union(vec![]));
-                        }
-                        Ok(range_node(bsi, r.lo.map(i128::from), r.hi.map(i128::from)))
-                    }
-                    AttrTest::Anniversary(a) if field.kind == FieldKind::Date => {
-                        let slots = anniversary_slots(*a, self.as_of.day);
-                        let secs = slots
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, s)| **s)
-                            .filter_map(|(i, _)| field.month_day_sections.get(i).copied())
-                            .collect();
-                        Ok(Node::Union(secs))
-                    }
-                    _ => Err(misfit(kind_name)),
+                    _ => Err(misfit("numeric")),
                 }
             }
         }
+    }
+
+    /// The time buckets of date field `field`.
+    fn dates_of(&self, code: &str, path: &str, field: &'a Field) -> Res<&'a DateSections> {
+        field.dates.as_ref().ok_or_else(|| SegmentError {
+            code: code.to_string(),
+            path: path.to_string(),
+            message: format!(
+                "the index has no day buckets for `{}`; rebuild it",
+                field.name
+            ),
+        })
     }
 
     /// Integer bounds [lo, hi] of `cmps` on integers scaled by 10^shift.
@@ -592,7 +646,6 @@ impl<'a> Evaluator<'a> {
         field: &Field,
         cmps: &[(CmpOp, Json)],
     ) -> Res<(Option<i128>, Option<i128>)> {
-        let bsi = field.bsi.as_ref().expect("numeric fields have a bsi");
         let bad = |v: &Json, what: &str| SegmentError {
             code: code.to_string(),
             path: path.to_string(),
@@ -609,6 +662,13 @@ impl<'a> Evaluator<'a> {
             }
             return self.int_bounds(code, path, &as_numbers, 0);
         }
+        let Some(bsi) = field.bsi.as_ref() else {
+            return Err(SegmentError {
+                code: code.to_string(),
+                path: path.to_string(),
+                message: format!("the index has no numbers for `{}`; rebuild it", field.name),
+            });
+        };
         match bsi.encoding {
             NumEncoding::Int { .. } | NumEncoding::Decimal { .. } => {
                 if let Some((_, v)) = cmps.iter().find(|(_, v)| !v.is_number()) {
@@ -849,10 +909,7 @@ impl<'a> Evaluator<'a> {
                 let (cheap, mut costly): (Vec<&Node>, Vec<&Node>) =
                     children.iter().partition(|c| cost(c) == 0);
                 costly.sort_by_key(|c| cost(c));
-                let parts = cheap
-                    .par_iter()
-                    .map(|c| self.eval(c, mask))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let parts = self.eval_each(&cheap, mask)?;
                 let mut acc: Option<Bitmap> = mask.cloned();
                 for b in parts {
                     acc = Some(match acc {
@@ -873,10 +930,8 @@ impl<'a> Evaluator<'a> {
                 acc.expect("at least one child")
             }
             Node::Any(children) => {
-                let parts = children
-                    .par_iter()
-                    .map(|c| self.eval(c, mask))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let children: Vec<&Node> = children.iter().collect();
+                let parts = self.eval_each(&children, mask)?;
                 let u = union_all(parts.iter());
                 match mask {
                     Some(m) => u & m,
@@ -926,6 +981,40 @@ impl<'a> Evaluator<'a> {
                 };
                 bsi.range(*lo, *hi)
             }
+            Node::Dates(d, lo, hi) => {
+                let load = |secs: &[u32]| {
+                    secs.iter()
+                        .map(|&s| self.index.bitmap(s))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(ie)
+                };
+                let table = self.index.date_table(d).map_err(ie)?;
+                let inside = table.sections(*lo, *hi);
+                if inside.len() <= 1 {
+                    let b = load(&inside)?;
+                    return Ok(b.first().map(|b| (**b).clone()).unwrap_or_default());
+                }
+                // A range holding most rows: every dated row less the rest
+                // (sizes estimated from the stored bytes, before reading).
+                let outside = table.sections_outside(*lo, *hi);
+                let bytes = |v: &[u32]| v.iter().map(|&s| self.index.section_bytes(s)).sum::<u64>();
+                if bytes(&outside) < bytes(&inside) {
+                    let exists = self.index.bitmap(d.exists).map_err(ie)?;
+                    let rest = load(&outside)?;
+                    exists.as_ref() - union_all(rest.iter().map(|b| b.as_ref()))
+                } else {
+                    union_all(load(&inside)?.iter().map(|b| b.as_ref()))
+                }
+            }
+            Node::Except(base, secs) => {
+                let base = self.index.bitmap(*base).map_err(ie)?;
+                let maps = secs
+                    .iter()
+                    .map(|&s| self.index.bitmap(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ie)?;
+                base.as_ref() - union_all(maps.iter().map(|b| b.as_ref()))
+            }
             Node::Purchase(p) => self.eval_purchase(p, mask).map_err(ie)?,
             Node::Shared(key, inner) => {
                 if let Some(b) = self.shared.lock().expect("shared lock").get(key) {
@@ -958,6 +1047,21 @@ impl<'a> Evaluator<'a> {
                 b
             }
         })
+    }
+
+    /// Evaluates each of `nodes`: in parallel when one reads the line
+    /// store, else in turn (bitmap-only work takes microseconds, less than
+    /// waking a second thread costs).
+    fn eval_each(
+        &self,
+        nodes: &[&Node<'a>],
+        mask: Option<&Bitmap>,
+    ) -> Result<Vec<Bitmap>, QueryError> {
+        if nodes.iter().all(|c| cost(c) == 0) {
+            nodes.iter().map(|c| self.eval(c, mask)).collect()
+        } else {
+            nodes.par_iter().map(|c| self.eval(c, mask)).collect()
+        }
     }
 
     fn eval_purchase(
@@ -1227,6 +1331,17 @@ fn cost(node: &Node<'_>) -> u8 {
 fn null_node<'i>(field: &Field, is_null: bool) -> Node<'i> {
     let n = Node::Union(vec![field.null_section]);
     if is_null { n } else { Node::Not(Box::new(n)) }
+}
+
+/// A date range node for day bounds (inclusive; either may be absent).
+fn date_node(dates: &DateSections, lo: Option<i128>, hi: Option<i128>) -> Node<'_> {
+    let day = |x: i128| x.clamp(i32::MIN as i128, i32::MAX as i128) as i32;
+    let lo = lo.map_or(i32::MIN, day);
+    let hi = hi.map_or(i32::MAX, day);
+    if lo > hi {
+        return Node::Union(vec![]);
+    }
+    Node::Dates(dates, lo, hi)
 }
 
 /// A BSI range node for key bounds (inclusive, in the field's key space).
