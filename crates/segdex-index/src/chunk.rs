@@ -43,6 +43,17 @@ const C_LINE_QTY: usize = 12;
 const C_LINE_CENTS: usize = 13;
 const C_FLAGS: usize = 14;
 
+/// The per-line columns of a chunk (see [`ChunkView::line_columns`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LineColumns<'a> {
+    /// Product number of each line.
+    pub product: Packed<'a>,
+    /// Quantity of each line.
+    pub qty: Packed<'a>,
+    /// Cents of each line.
+    pub cents: Packed<'a>,
+}
+
 /// Builds one chunk's section bytes.
 #[derive(Debug, Default, Clone)]
 pub struct ChunkWriter {
@@ -357,6 +368,17 @@ impl<'a> ChunkView<'a> {
     #[inline(always)]
     pub fn line_range(&self, i: usize) -> std::ops::Range<usize> {
         self.cols[C_LINE_START].get(i) as usize..self.cols[C_LINE_START].get(i + 1) as usize
+    }
+
+    /// The product, quantity and cents columns of the lines, for loops
+    /// that read many lines (a copy keeps them in registers).
+    #[inline(always)]
+    pub fn line_columns(&self) -> LineColumns<'a> {
+        LineColumns {
+            product: self.cols[C_LINE_PRODUCT],
+            qty: self.cols[C_LINE_QTY],
+            cents: self.cols[C_LINE_CENTS],
+        }
     }
 
     /// Product number of line `j`.

@@ -55,6 +55,18 @@ impl Keep<'_> {
             && order_attrs_ok(self.filters, view, i)
     }
 
+    /// Whether candidate order `i` (from [`Self::candidate_orders`]) is
+    /// kept: in a chunk in time order the run is already the window's, so
+    /// only the order attributes are left to test.
+    #[inline]
+    fn candidate_kept(&self, view: &ChunkView, i: usize) -> bool {
+        if view.in_time_order() {
+            order_attrs_ok(self.filters, view, i)
+        } else {
+            self.order_ok(view, i)
+        }
+    }
+
     /// The clip to apply to a run of orders (only the as-of day's orders
     /// can be after it).
     fn run_clip(&self) -> Option<i64> {
@@ -169,7 +181,7 @@ fn no_product_measures(view: &ChunkView, keep: &Keep, local: usize) -> Measures 
     }
     let mut count = OrderCount::default();
     for i in orders {
-        if keep.order_ok(view, i) {
+        if keep.candidate_kept(view, i) {
             count.add(view, i);
             m.add_run(view.run_totals(i..i + 1));
         }
@@ -203,34 +215,38 @@ impl OrderCount {
 }
 
 /// Measures of `local` with a product filter: the lines of its kept orders
-/// whose product is allowed.
+/// whose product is allowed, summed without a branch (the sums fit i64:
+/// see `ChunkWriter::encode`).
 fn product_measures(view: &ChunkView, keep: &Keep, allowed: &[bool], local: usize) -> Measures {
-    let mut m = Measures::default();
+    let cols = view.line_columns();
     let mut count = OrderCount::default();
+    let (mut lines, mut units, mut cents) = (0i64, 0i64, 0i64);
     for i in keep.candidate_orders(view, local) {
-        if !keep.order_ok(view, i) {
+        if !keep.candidate_kept(view, i) {
             continue;
         }
-        let mut kept = false;
+        let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
         for j in view.line_range(i) {
-            if allowed
-                .get(view.line_product(j) as usize)
-                .copied()
-                .unwrap_or(false)
-            {
-                kept = true;
-                m.lines += 1;
-                m.units += view.line_qty(j) as i128;
-                m.cents += view.line_cents(j) as i128;
-            }
+            let p = cols.product.get(j) as usize;
+            let take = -(allowed.get(p).copied().unwrap_or(false) as i64);
+            n -= take;
+            u += cols.qty.get(j) & take;
+            c += cols.cents.get(j) & take;
         }
-        if kept {
+        if n > 0 {
+            lines += n;
+            units += u;
+            cents += c;
             count.add(view, i);
             if keep.exists_only {
                 break;
             }
         }
     }
-    m.orders = count.n;
-    m
+    Measures {
+        orders: count.n,
+        lines: lines as i128,
+        units: units as i128,
+        cents: cents as i128,
+    }
 }
