@@ -565,3 +565,23 @@ fn float32_money_rounds_as_written() {
     );
     assert_eq!(ev.evaluate("s").unwrap().len(), 1);
 }
+
+#[test]
+fn implausible_quantity_names_file_column_and_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    small_dataset(&data);
+    write(
+        &data.join("order_lines.parquet"),
+        vec![
+            ("order_id", ints(&[1, 2])),
+            ("product_id", ints(&[100, 200])),
+            ("quantity", ints(&[1, 3_000_000_000])),
+            ("line_total", money(&[Some(100), Some(200)])),
+        ],
+    );
+    assert_has(
+        &err_text(&data),
+        &["order_lines.parquet", "quantity", "row 1", "3000000000"],
+    );
+}
