@@ -3,6 +3,7 @@
 //! (or refused with --strict); corrupt indexes refused.
 
 mod common;
+use arrow_array::ArrayRef;
 use common::*;
 use segdex::{AsOf, BuildOptions, Catalog, Evaluator, Index, build_index};
 use serde_json::json;
@@ -23,23 +24,23 @@ fn assert_has(text: &str, needles: &[&str]) {
     }
 }
 
-#[test]
-fn missing_required_column_names_file_and_column() {
+/// The build error of the small dataset with these order lines.
+fn err_with_lines(lines: Vec<(&str, ArrayRef)>) -> String {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     small_dataset(&data);
-    write(
-        &data.join("order_lines.parquet"),
-        vec![
-            ("order_id", ints(&[1])),
-            ("product_id", ints(&[100])),
-            ("quantity", ints(&[1])),
-        ],
-    );
-    assert_has(
-        &err_text(&data),
-        &["order_lines.parquet", "line_total", "missing"],
-    );
+    write(&data.join("order_lines.parquet"), lines);
+    err_text(&data)
+}
+
+#[test]
+fn missing_required_column_names_file_and_column() {
+    let e = err_with_lines(vec![
+        ("order_id", ints(&[1])),
+        ("product_id", ints(&[100])),
+        ("quantity", ints(&[1])),
+    ]);
+    assert_has(&e, &["order_lines.parquet", "line_total", "missing"]);
 }
 
 #[test]
@@ -568,20 +569,14 @@ fn float32_money_rounds_as_written() {
 
 #[test]
 fn implausible_quantity_names_file_column_and_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    small_dataset(&data);
-    write(
-        &data.join("order_lines.parquet"),
-        vec![
-            ("order_id", ints(&[1, 2])),
-            ("product_id", ints(&[100, 200])),
-            ("quantity", ints(&[1, 3_000_000_000])),
-            ("line_total", money(&[Some(100), Some(200)])),
-        ],
-    );
+    let e = err_with_lines(vec![
+        ("order_id", ints(&[1, 2])),
+        ("product_id", ints(&[100, 200])),
+        ("quantity", ints(&[1, 3_000_000_000])),
+        ("line_total", money(&[Some(100), Some(200)])),
+    ]);
     assert_has(
-        &err_text(&data),
+        &e,
         &["order_lines.parquet", "quantity", "row 1", "3000000000"],
     );
 }

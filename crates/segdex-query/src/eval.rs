@@ -489,26 +489,13 @@ impl<'a> Evaluator<'a> {
             }
             FieldKind::Date => {
                 let dates = self.dates_of(code, path, field)?;
+                if let Some(n) =
+                    self.key_test(code, path, field, test, |lo, hi| date_node(dates, lo, hi))
+                {
+                    return n;
+                }
                 match test {
                     AttrTest::IsNull(b) => Ok(null_node(field, *b)),
-                    AttrTest::Compare(cmps) => {
-                        let (lo, hi) = self.key_bounds(code, path, field, cmps)?;
-                        Ok(date_node(dates, lo, hi))
-                    }
-                    AttrTest::In(vs) | AttrTest::NotIn(vs) => {
-                        let mut any = Vec::new();
-                        for v in vs {
-                            let (lo, hi) =
-                                self.key_bounds(code, path, field, &[(CmpOp::Eq, v.clone())])?;
-                            any.push(date_node(dates, lo, hi));
-                        }
-                        let n = Node::Any(any);
-                        Ok(if matches!(test, AttrTest::NotIn(_)) {
-                            Node::Not(Box::new(n))
-                        } else {
-                            n
-                        })
-                    }
                     AttrTest::Window(w) => {
                         let r = days(*w, self.as_of.day);
                         if r.is_empty() {
@@ -544,30 +531,52 @@ impl<'a> Evaluator<'a> {
                         format!("the index has no numbers for `{name}`; rebuild it"),
                     )
                 })?;
+                if let Some(n) =
+                    self.key_test(code, path, field, test, |lo, hi| range_node(bsi, lo, hi))
+                {
+                    return n;
+                }
                 match test {
                     AttrTest::IsNull(b) => Ok(null_node(field, *b)),
-                    AttrTest::Compare(cmps) => {
-                        let (lo, hi) = self.key_bounds(code, path, field, cmps)?;
-                        Ok(range_node(bsi, lo, hi))
-                    }
-                    AttrTest::In(vs) | AttrTest::NotIn(vs) => {
-                        let mut any = Vec::new();
-                        for v in vs {
-                            let (lo, hi) =
-                                self.key_bounds(code, path, field, &[(CmpOp::Eq, v.clone())])?;
-                            any.push(range_node(bsi, lo, hi));
-                        }
-                        let n = Node::Any(any);
-                        Ok(if matches!(test, AttrTest::NotIn(_)) {
-                            Node::Not(Box::new(n))
-                        } else {
-                            n
-                        })
-                    }
                     _ => Err(misfit("numeric")),
                 }
             }
         }
+    }
+
+    /// A comparison, `in` or `not_in` on a numeric or date field: each
+    /// value's key range made a node by `range`. None for other tests.
+    fn key_test(
+        &self,
+        code: &str,
+        path: &str,
+        field: &Field,
+        test: &AttrTest,
+        range: impl Fn(Option<i128>, Option<i128>) -> Node<'a>,
+    ) -> Option<Res<Node<'a>>> {
+        let vs = match test {
+            AttrTest::Compare(cmps) => {
+                return Some(
+                    self.key_bounds(code, path, field, cmps)
+                        .map(|(lo, hi)| range(lo, hi)),
+                );
+            }
+            AttrTest::In(vs) | AttrTest::NotIn(vs) => vs,
+            _ => return None,
+        };
+        let mut any = Vec::new();
+        for v in vs {
+            match self.key_bounds(code, path, field, &[(CmpOp::Eq, v.clone())]) {
+                Ok((lo, hi)) => any.push(range(lo, hi)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        let n = Node::Any(any);
+        Some(Ok(if matches!(test, AttrTest::NotIn(_)) {
+            Node::Not(Box::new(n))
+        } else {
+            n
+        }))
     }
 
     /// The time buckets of date field `field`.
