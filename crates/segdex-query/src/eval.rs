@@ -525,12 +525,7 @@ impl<'a> Evaluator<'a> {
                 }
             }
             FieldKind::Numeric => {
-                let bsi = field.bsi.as_ref().ok_or_else(|| {
-                    err(
-                        path,
-                        format!("the index has no numbers for `{name}`; rebuild it"),
-                    )
-                })?;
+                let bsi = self.bsi_of(code, path, field)?;
                 if let Some(n) =
                     self.key_test(code, path, field, test, |lo, hi| range_node(bsi, lo, hi))
                 {
@@ -577,6 +572,15 @@ impl<'a> Evaluator<'a> {
         } else {
             n
         }))
+    }
+
+    /// The bit-sliced index of numeric field `field`.
+    fn bsi_of<'f>(&self, code: &str, path: &str, field: &'f Field) -> Res<&'f BsiMeta> {
+        field.bsi.as_ref().ok_or_else(|| SegmentError {
+            code: code.to_string(),
+            path: path.to_string(),
+            message: format!("the index has no numbers for `{}`; rebuild it", field.name),
+        })
     }
 
     /// The time buckets of date field `field`.
@@ -671,13 +675,7 @@ impl<'a> Evaluator<'a> {
             }
             return self.int_bounds(code, path, &as_numbers, 0);
         }
-        let Some(bsi) = field.bsi.as_ref() else {
-            return Err(SegmentError {
-                code: code.to_string(),
-                path: path.to_string(),
-                message: format!("the index has no numbers for `{}`; rebuild it", field.name),
-            });
-        };
+        let bsi = self.bsi_of(code, path, field)?;
         match bsi.encoding {
             NumEncoding::Int { .. } | NumEncoding::Decimal { .. } => {
                 if let Some((_, v)) = cmps.iter().find(|(_, v)| !v.is_number()) {
@@ -956,20 +954,9 @@ impl<'a> Evaluator<'a> {
             }
             Node::Rows(b) => b.clone(),
             Node::Segment(other) => (*self.evaluate(other)?).clone(),
-            Node::Union(secs) => {
-                let maps = secs
-                    .iter()
-                    .map(|&s| self.index.bitmap(s))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(ie)?;
-                union_all(maps.iter().map(|b| b.as_ref()))
-            }
+            Node::Union(secs) => self.union_of(secs)?,
             Node::Intersection(secs) => {
-                let maps = secs
-                    .iter()
-                    .map(|&s| self.index.bitmap(s))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(ie)?;
+                let maps = self.load(secs)?;
                 let mut it = maps.iter();
                 let first = it
                     .next()
@@ -978,52 +965,30 @@ impl<'a> Evaluator<'a> {
                 it.fold(first, |acc, b| acc & b.as_ref())
             }
             Node::Range(meta, lo, hi) => {
-                let slices = meta
-                    .slices
-                    .iter()
-                    .map(|&s| self.index.bitmap(s))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(ie)?;
                 let bsi = Bsi {
-                    slices,
+                    slices: self.load(&meta.slices)?,
                     exists: self.index.bitmap(meta.exists).map_err(ie)?,
                 };
                 bsi.range(*lo, *hi)
             }
             Node::Dates(d, lo, hi) => {
-                let load = |secs: &[u32]| {
-                    secs.iter()
-                        .map(|&s| self.index.bitmap(s))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(ie)
-                };
                 let table = self.index.date_table(d).map_err(ie)?;
                 let inside = table.sections(*lo, *hi);
-                if inside.len() <= 1 {
-                    let b = load(&inside)?;
-                    return Ok(b.first().map(|b| (**b).clone()).unwrap_or_default());
-                }
                 // A range holding most rows: every dated row less the rest
                 // (sizes estimated from the stored bytes, before reading).
-                let outside = table.sections_outside(*lo, *hi);
                 let bytes = |v: &[u32]| v.iter().map(|&s| self.index.section_bytes(s)).sum::<u64>();
-                if bytes(&outside) < bytes(&inside) {
-                    let exists = self.index.bitmap(d.exists).map_err(ie)?;
-                    let rest = load(&outside)?;
-                    exists.as_ref() - union_all(rest.iter().map(|b| b.as_ref()))
+                let outside = if inside.len() > 1 {
+                    table.sections_outside(*lo, *hi)
                 } else {
-                    union_all(load(&inside)?.iter().map(|b| b.as_ref()))
+                    Vec::new()
+                };
+                if inside.len() > 1 && bytes(&outside) < bytes(&inside) {
+                    self.except(d.exists, &outside)?
+                } else {
+                    self.union_of(&inside)?
                 }
             }
-            Node::Except(base, secs) => {
-                let base = self.index.bitmap(*base).map_err(ie)?;
-                let maps = secs
-                    .iter()
-                    .map(|&s| self.index.bitmap(s))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(ie)?;
-                base.as_ref() - union_all(maps.iter().map(|b| b.as_ref()))
-            }
+            Node::Except(base, secs) => self.except(*base, secs)?,
             Node::Purchase(p) => self.eval_purchase(p, mask).map_err(ie)?,
             Node::Shared(key, inner) => {
                 if let Some(b) = self.shared.lock().expect("shared lock").get(key) {
@@ -1056,6 +1021,25 @@ impl<'a> Evaluator<'a> {
                 b
             }
         })
+    }
+
+    /// The bitmaps of `secs`.
+    fn load(&self, secs: &[u32]) -> Result<Vec<Arc<Bitmap>>, QueryError> {
+        secs.iter()
+            .map(|&s| self.index.bitmap(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(QueryError::Index)
+    }
+
+    /// The union of the bitmaps of `secs`.
+    fn union_of(&self, secs: &[u32]) -> Result<Bitmap, QueryError> {
+        Ok(union_all(self.load(secs)?.iter().map(|b| b.as_ref())))
+    }
+
+    /// The rows of section `base` that are in none of `secs`.
+    fn except(&self, base: u32, secs: &[u32]) -> Result<Bitmap, QueryError> {
+        let base = self.index.bitmap(base).map_err(QueryError::Index)?;
+        Ok(base.as_ref() - self.union_of(secs)?)
     }
 
     /// Evaluates each of `nodes`: in parallel when one reads the line
