@@ -370,6 +370,13 @@ impl<'a> ChunkView<'a> {
         self.cols[C_LINE_START].get(i) as usize..self.cols[C_LINE_START].get(i + 1) as usize
     }
 
+    /// The line numbers of the orders `run` (their lines are contiguous).
+    #[inline(always)]
+    pub fn lines_of_orders(&self, run: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        self.cols[C_LINE_START].get(run.start) as usize
+            ..self.cols[C_LINE_START].get(run.end) as usize
+    }
+
     /// The product, quantity and cents columns of the lines, for loops
     /// that read many lines (a copy keeps them in registers).
     #[inline(always)]

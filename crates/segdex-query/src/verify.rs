@@ -58,7 +58,7 @@ impl Keep<'_> {
     /// Whether candidate order `i` (from [`Self::candidate_orders`]) is
     /// kept: in a chunk in time order the run is already the window's, so
     /// only the order attributes are left to test.
-    #[inline]
+    #[inline(always)]
     fn candidate_kept(&self, view: &ChunkView, i: usize) -> bool {
         if view.in_time_order() {
             order_attrs_ok(self.filters, view, i)
@@ -87,16 +87,18 @@ impl Keep<'_> {
 }
 
 /// Whether order `i` passes every order-attribute filter of a `where`.
-#[inline]
+/// Every filter is tested, without branches: whether an order passes is
+/// as good as random, and a mispredicted branch costs more than the test.
+#[inline(always)]
 pub(crate) fn order_attrs_ok(filters: &[AttrFilter], view: &ChunkView, i: usize) -> bool {
-    filters.iter().all(|f| {
+    let mut ok = true;
+    for f in filters {
         let v = view.order_attr(f.attr, i);
-        if v == NULL_VALUE {
-            f.null_ok
-        } else {
-            f.allowed.get(v as usize).copied().unwrap_or(false)
-        }
-    })
+        // NULL_VALUE (-1) is past the end of `allowed` as a usize.
+        let allowed = f.allowed.get(v as usize).copied().unwrap_or(false);
+        ok &= (allowed as u8 | ((v == NULL_VALUE) & f.null_ok) as u8) != 0;
+    }
+    ok
 }
 
 /// Per-customer measures over the kept lines.
@@ -156,9 +158,18 @@ pub(crate) fn passing(
     locals: &[usize],
 ) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new(); havings.len()];
+    let uses =
+        |pick: fn(&Measure) -> bool| havings.iter().any(|h| h.iter().any(|(m, _, _)| pick(m)));
+    let counts_orders = uses(|m| matches!(m, Measure::Orders | Measure::AvgOrderValue));
+    // An empty `having` tests lines > 0: only order counts skip the sums.
+    let sums = havings.iter().any(|h| h.is_empty()) || uses(|m| !matches!(m, Measure::Orders));
+    // In a chunk in time order, without order-attribute filters and without
+    // an order count, a customer's kept lines are one contiguous range.
+    let flat = view.in_time_order() && keep.filters.is_empty() && !counts_orders;
     for &c in locals {
         let m = match keep.products {
-            None => no_product_measures(view, keep, c),
+            None => no_product_measures(view, keep, sums, c),
+            Some((allowed, _)) if flat => flat_product_measures(view, keep, allowed, c),
             Some((allowed, _)) => product_measures(view, keep, allowed, c),
         };
         for (h, o) in havings.iter().zip(out.iter_mut()) {
@@ -170,8 +181,9 @@ pub(crate) fn passing(
     out
 }
 
-/// Measures of `local` when every line of a kept order is kept.
-fn no_product_measures(view: &ChunkView, keep: &Keep, local: usize) -> Measures {
+/// Measures of `local` when every line of a kept order is kept; without
+/// `sums` only the orders are counted.
+fn no_product_measures(view: &ChunkView, keep: &Keep, sums: bool, local: usize) -> Measures {
     let mut m = Measures::default();
     let orders = keep.candidate_orders(view, local);
     if view.in_time_order() && keep.filters.is_empty() {
@@ -179,11 +191,30 @@ fn no_product_measures(view: &ChunkView, keep: &Keep, local: usize) -> Measures 
         m.add_run(view.run_totals(orders));
         return m;
     }
+    if view.in_time_order() && !keep.exists_only {
+        // Each order of the run is distinct: count and sum without branches.
+        for i in orders {
+            let take = -i64::from(order_attrs_ok(keep.filters, view, i));
+            m.orders -= take as i128;
+            if sums {
+                let t = view.run_totals(i..i + 1);
+                m.lines += (t.lines & take) as i128;
+                m.units += (t.units & take) as i128;
+                m.cents += (t.cents & take) as i128;
+            }
+        }
+        return m;
+    }
     let mut count = OrderCount::default();
     for i in orders {
         if keep.candidate_kept(view, i) {
             count.add(view, i);
-            m.add_run(view.run_totals(i..i + 1));
+            if sums {
+                m.add_run(view.run_totals(i..i + 1));
+            }
+            if keep.exists_only {
+                break;
+            }
         }
     }
     m.orders = count.n;
@@ -211,6 +242,42 @@ impl OrderCount {
             self.n += 1;
             self.last_key = Some(key);
         }
+    }
+}
+
+/// Lines, units and cents (not orders) of `local` with a product filter,
+/// in a chunk in time order and without order-attribute filters: the
+/// window's run of orders owns one contiguous range of lines, read in one
+/// loop with no per-order work.
+fn flat_product_measures(
+    view: &ChunkView,
+    keep: &Keep,
+    allowed: &[bool],
+    local: usize,
+) -> Measures {
+    let run = keep.candidate_orders(view, local);
+    let lines = view.lines_of_orders(run);
+    let cols = view.line_columns();
+    let is_allowed = |j: usize| allowed.get(cols.product.get(j) as usize).copied() == Some(true);
+    if keep.exists_only {
+        let found = lines.into_iter().any(is_allowed);
+        return Measures {
+            lines: i128::from(found),
+            ..Measures::default()
+        };
+    }
+    let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
+    for j in lines {
+        let take = -i64::from(is_allowed(j));
+        n -= take;
+        u += cols.qty.get(j) & take;
+        c += cols.cents.get(j) & take;
+    }
+    Measures {
+        orders: 0,
+        lines: n as i128,
+        units: u as i128,
+        cents: c as i128,
     }
 }
 
