@@ -8,7 +8,7 @@
 //! window are read.
 
 use crate::lang::{CmpOp, Decimal, Measure};
-use segdex_index::chunk::{ChunkView, NULL_VALUE};
+use segdex_index::chunk::{ChunkView, LineColumns, NULL_VALUE};
 use std::ops::Range;
 
 /// An order-attribute filter of a `where`, resolved to value ids.
@@ -266,19 +266,28 @@ fn flat_product_measures(
             ..Measures::default()
         };
     }
-    let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
-    for j in lines {
-        let take = -i64::from(is_allowed(j));
-        n -= take;
-        u += cols.qty.get(j) & take;
-        c += cols.cents.get(j) & take;
-    }
+    let (n, u, c) = allowed_sums(&cols, allowed, lines);
     Measures {
         orders: 0,
         lines: n as i128,
         units: u as i128,
         cents: c as i128,
     }
+}
+
+/// Lines, units and cents of the lines `range` whose product is allowed,
+/// summed without a branch (the sums fit i64: see `ChunkWriter::encode`).
+#[inline(always)]
+fn allowed_sums(cols: &LineColumns, allowed: &[bool], range: Range<usize>) -> (i64, i64, i64) {
+    let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
+    for j in range {
+        let p = cols.product.get(j) as usize;
+        let take = -i64::from(allowed.get(p).copied() == Some(true));
+        n -= take;
+        u += cols.qty.get(j) & take;
+        c += cols.cents.get(j) & take;
+    }
+    (n, u, c)
 }
 
 /// Measures of `local` with a product filter: the lines of its kept orders
@@ -292,23 +301,20 @@ fn product_measures(view: &ChunkView, keep: &Keep, allowed: &[bool], local: usiz
         if !keep.candidate_kept(view, i) {
             continue;
         }
-        let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
-        for j in view.line_range(i) {
-            let p = cols.product.get(j) as usize;
-            let take = -(allowed.get(p).copied().unwrap_or(false) as i64);
-            n -= take;
-            u += cols.qty.get(j) & take;
-            c += cols.cents.get(j) & take;
-        }
-        if n > 0 {
-            lines += n;
-            units += u;
-            cents += c;
+        let (n, u, c) = allowed_sums(&cols, allowed, view.line_range(i));
+        if view.in_time_order() && !keep.exists_only {
+            // Every order of the run is distinct: count without a branch.
+            count.n += i128::from(n > 0);
+        } else if n > 0 {
             count.add(view, i);
             if keep.exists_only {
+                lines += n;
                 break;
             }
         }
+        lines += n;
+        units += u;
+        cents += c;
     }
     Measures {
         orders: count.n,
