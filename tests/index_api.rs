@@ -5,6 +5,12 @@ mod common;
 use common::*;
 use segdex::{Bitmap, ExternalId, Index};
 
+/// The external ids of `rows` as text, in row order.
+fn id_strings(index: &Index, rows: &Bitmap) -> Vec<String> {
+    let ids = index.external_ids(rows).unwrap();
+    ids.iter().map(|i| i.to_string()).collect()
+}
+
 #[test]
 fn ids_stored_columns_and_lifetime_spend() {
     let dir = tempfile::tempdir().unwrap();
@@ -15,12 +21,7 @@ fn ids_stored_columns_and_lifetime_spend() {
     let index = Index::open(&out).unwrap();
     assert_eq!(index.customers(), 4);
     let rows: Bitmap = (0..4).collect();
-    let ids: Vec<String> = index
-        .external_ids(&rows)
-        .unwrap()
-        .iter()
-        .map(|i| i.to_string())
-        .collect();
+    let ids = id_strings(&index, &rows);
     assert_eq!(ids, ["10", "20", "30", "40"]);
     assert_eq!(index.row_of(&ExternalId::Int(30)).unwrap(), Some(2));
     assert_eq!(index.row_of(&ExternalId::Int(31)).unwrap(), None);
@@ -84,12 +85,7 @@ fn rows_follow_id_order_not_file_order() {
     build(&data, &out).unwrap();
     let index = Index::open(&out).unwrap();
     let rows: Bitmap = (0..4).collect();
-    let ids: Vec<String> = index
-        .external_ids(&rows)
-        .unwrap()
-        .iter()
-        .map(|i| i.to_string())
-        .collect();
+    let ids = id_strings(&index, &rows);
     assert_eq!(ids, ["10", "20", "30", "40"]);
     assert_eq!(index.row_of(&ExternalId::Int(40)).unwrap(), Some(3));
     let names = index.stored_texts("first_name", &rows).unwrap().unwrap();
