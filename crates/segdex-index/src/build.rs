@@ -862,9 +862,8 @@ fn too_wide(plan: &Plan) -> IndexError {
     ))
 }
 
-/// Reads a table's planned columns and writes their fields.
-/// Indexes `plans` of `table`; with `order` (see [`Keys::order`]) row `r`
-/// is the table's `order[r]`-th row.
+/// Reads a table's planned columns and writes their fields; with `order`
+/// (see [`Keys::order`]) row `r` is the table's `order[r]`-th row.
 fn index_table(
     table: &Table,
     plans: &[Plan],
