@@ -495,27 +495,9 @@ impl IdMap {
     }
 }
 
-/// A key column read into an id dictionary.
-struct Keys {
-    /// External id to row.
-    map: IdMap,
-    /// The ids in row order (section bytes).
-    values: Vec<u8>,
-    /// The rows in id order (section bytes).
-    sorted: Vec<u8>,
-    /// Number of rows.
-    count: u32,
-    /// With rows in id order, the file position of each row (row `r` is
-    /// the table's `order[r]`-th row); None when rows are file positions.
-    order: Option<Vec<u32>>,
-}
-
-/// Reads a key column into an id dictionary, refusing nulls and
-/// duplicates. With `in_id_order` rows are numbered in id order, not file
-/// order: member lists then come out with ascending ids, which delta
-/// encoding stores in a few bytes each, and a range of rows is a range of
-/// ids.
-fn read_keys(table: &Table, key: &str, kind: IdKind, in_id_order: bool) -> Result<Keys> {
+/// Reads a key column into an id dictionary in row order, refusing nulls
+/// and duplicates. Returns the map and the ids' section bytes.
+fn read_keys(table: &Table, key: &str, kind: IdKind) -> Result<(IdMap, Vec<u8>, Vec<u8>, u32)> {
     let batches = read_table(table, &[key], |b| IdCol::read(b, 0, kind, "itself"))?;
     // Re-read positions for errors lazily: keep (file, first_row) per batch.
     let positions = read_table(table, &[key], |b| Ok((b.file.to_path_buf(), b.first_row)))?;
@@ -552,47 +534,14 @@ fn read_keys(table: &Table, key: &str, kind: IdKind, in_id_order: bool) -> Resul
             })?;
         }
     }
-    let mut order: Vec<u32> = (0..n).collect();
-    match kind {
-        IdKind::Int => order.par_sort_unstable_by_key(|&r| int_vals[r as usize]),
-        IdKind::Str => {
-            order.par_sort_unstable_by(|&a, &b| str_vals[a as usize].cmp(&str_vals[b as usize]))
-        }
-    }
-    let rows: Vec<u32> = if in_id_order {
-        // Renumber: row r is the r-th id in order.
-        let mut renumbered = IdMap::with_capacity(kind, u64::from(n));
-        for (r, &pos) in order.iter().enumerate() {
-            let r = r as u32;
-            match &mut renumbered {
-                IdMap::Int(m) => {
-                    m.insert(int_vals[pos as usize], r);
-                }
-                IdMap::Str(m) => {
-                    m.insert(str_vals[pos as usize].clone(), r);
-                }
-            }
-        }
-        match kind {
-            IdKind::Int => int_vals = order.iter().map(|&pos| int_vals[pos as usize]).collect(),
-            IdKind::Str => {
-                str_vals = order
-                    .iter()
-                    .map(|&pos| std::mem::take(&mut str_vals[pos as usize]))
-                    .collect()
-            }
-        }
-        map = renumbered;
-        (0..n).collect()
-    } else {
-        order.clone()
-    };
     let mut values = Vec::new();
+    let mut order: Vec<u32> = (0..n).collect();
     match kind {
         IdKind::Int => {
             for v in &int_vals {
                 values.extend_from_slice(&v.to_le_bytes());
             }
+            order.par_sort_unstable_by_key(|&r| int_vals[r as usize]);
         }
         IdKind::Str => {
             let mut off = 0u64;
@@ -604,16 +553,11 @@ fn read_keys(table: &Table, key: &str, kind: IdKind, in_id_order: bool) -> Resul
             for s in &str_vals {
                 values.extend_from_slice(s.as_bytes());
             }
+            order.par_sort_unstable_by(|&a, &b| str_vals[a as usize].cmp(&str_vals[b as usize]));
         }
     }
-    let sorted: Vec<u8> = rows.iter().flat_map(|r| r.to_le_bytes()).collect();
-    Ok(Keys {
-        map,
-        values,
-        sorted,
-        count: n,
-        order: in_id_order.then_some(order),
-    })
+    let sorted: Vec<u8> = order.iter().flat_map(|r| r.to_le_bytes()).collect();
+    Ok((map, values, sorted, n))
 }
 
 // ---------------------------------------------------------------------------
@@ -862,15 +806,13 @@ fn too_wide(plan: &Plan) -> IndexError {
     ))
 }
 
-/// Reads a table's planned columns and writes their fields; with `order`
-/// (see [`Keys::order`]) row `r` is the table's `order[r]`-th row.
+/// Reads a table's planned columns and writes their fields.
 fn index_table(
     table: &Table,
     plans: &[Plan],
     zone: &Zone,
     w: &mut Writer,
     rows: u32,
-    order: Option<&[u32]>,
 ) -> Result<Vec<Field>> {
     if plans.is_empty() {
         return Ok(Vec::new());
@@ -905,98 +847,9 @@ fn index_table(
         .enumerate()
         .map(|(i, p)| {
             let cols: Vec<&Norm> = batches.iter().map(|b| &b[i]).collect();
-            match order {
-                None => write_field(p, &cols, w),
-                Some(order) => write_field(p, &[&gather_norm(&cols, order)?], w),
-            }
+            write_field(p, &cols, w)
         })
         .collect()
-}
-
-/// The values of `parts` (one column, batch after batch) at positions
-/// `order`, as one column.
-fn gather_norm(parts: &[&Norm], order: &[u32]) -> Result<Norm> {
-    fn gather<T: Clone>(
-        parts: &[&Norm],
-        pick: fn(&Norm) -> Option<&Vec<T>>,
-        order: &[u32],
-    ) -> Result<Vec<T>> {
-        let all: Vec<&T> = parts.iter().filter_map(|n| pick(n)).flatten().collect();
-        order
-            .iter()
-            .map(|&i| all.get(i as usize).map(|v| (*v).clone()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| IndexError::Invalid("internal: row order past the column".into()))
-    }
-    let arrow_err = |e: arrow_schema::ArrowError| {
-        IndexError::Invalid(format!("internal: reordering rows: {e}"))
-    };
-    let take = |arrays: Vec<&dyn Array>| -> Result<arrow_array::ArrayRef> {
-        let whole = arrow_select::concat::concat(&arrays).map_err(arrow_err)?;
-        let idx = arrow_array::UInt32Array::from(order.to_vec());
-        arrow_select::take::take(whole.as_ref(), &idx, None).map_err(arrow_err)
-    };
-    let mismatch = || IndexError::Invalid("internal: mixed column kinds".into());
-    Ok(match parts.first() {
-        None => return Err(mismatch()),
-        Some(Norm::Str(_)) | Some(Norm::Int(_)) | Some(Norm::Bool(_)) | Some(Norm::List(_)) => {
-            let arrays: Vec<&dyn Array> = parts
-                .iter()
-                .map(|n| match n {
-                    Norm::Str(a) => Ok(a as &dyn Array),
-                    Norm::Int(a) => Ok(a as &dyn Array),
-                    Norm::Bool(a) => Ok(a as &dyn Array),
-                    Norm::List(a) => Ok(a as &dyn Array),
-                    _ => Err(mismatch()),
-                })
-                .collect::<Result<_>>()?;
-            let a = take(arrays)?;
-            let any = a.as_any();
-            match parts[0] {
-                Norm::Str(_) => Norm::Str(
-                    any.downcast_ref::<StringArray>()
-                        .ok_or_else(mismatch)?
-                        .clone(),
-                ),
-                Norm::Int(_) => Norm::Int(
-                    any.downcast_ref::<Int64Array>()
-                        .ok_or_else(mismatch)?
-                        .clone(),
-                ),
-                Norm::Bool(_) => Norm::Bool(
-                    any.downcast_ref::<BooleanArray>()
-                        .ok_or_else(mismatch)?
-                        .clone(),
-                ),
-                _ => Norm::List(
-                    any.downcast_ref::<ListArray>()
-                        .ok_or_else(mismatch)?
-                        .clone(),
-                ),
-            }
-        }
-        Some(Norm::Dec(_)) => Norm::Dec(gather(
-            parts,
-            |n| if let Norm::Dec(v) = n { Some(v) } else { None },
-            order,
-        )?),
-        Some(Norm::Float(_)) => Norm::Float(gather(
-            parts,
-            |n| {
-                if let Norm::Float(v) = n {
-                    Some(v)
-                } else {
-                    None
-                }
-            },
-            order,
-        )?),
-        Some(Norm::Days(_)) => Norm::Days(gather(
-            parts,
-            |n| if let Norm::Days(v) = n { Some(v) } else { None },
-            order,
-        )?),
-    })
 }
 
 fn norm_len(n: &Norm) -> usize {
@@ -1017,7 +870,6 @@ fn write_stored(
     zone: &Zone,
     w: &mut Writer,
     rows: u32,
-    order: Option<&[u32]>,
 ) -> Result<Vec<StoredColumn>> {
     let mut out = Vec::new();
     for name in STORED_COLUMNS {
@@ -1070,18 +922,12 @@ fn write_stored(
                     .collect(),
             })
         })?;
-        let mut texts: Vec<String> = texts.into_iter().flatten().collect();
+        let texts: Vec<String> = texts.into_iter().flatten().collect();
         if texts.len() != rows as usize {
             return Err(IndexError::Invalid(format!(
                 "{}: row count changed while reading",
                 table.location.display()
             )));
-        }
-        if let Some(order) = order {
-            texts = order
-                .iter()
-                .map(|&i| std::mem::take(&mut texts[i as usize]))
-                .collect();
         }
         let offsets = crate::stored::encode(&texts)
             .map_err(|e| IndexError::Invalid(format!("compressing stored column {name}: {e}")))?;
@@ -1602,15 +1448,10 @@ fn write_index(
     // Products.
     progress("reading products");
     let prod_kind = id_kind(&sources.products, "product_id")?;
-    let Keys {
-        map: products,
-        values: prod_vals,
-        sorted: prod_sorted,
-        count: n_products,
-        ..
-    } = read_keys(&sources.products, "product_id", prod_kind, false)?;
+    let (products, prod_vals, prod_sorted, n_products) =
+        read_keys(&sources.products, "product_id", prod_kind)?;
     let (pplans, _pstored, product_unindexed) = product_plans(&sources.products)?;
-    let product_fields = index_table(&sources.products, &pplans, zone, &mut w, n_products, None)?;
+    let product_fields = index_table(&sources.products, &pplans, zone, &mut w, n_products)?;
     let product_ids = IdsMeta {
         kind: prod_kind,
         values: w.bytes(&prod_vals)?,
@@ -1622,24 +1463,10 @@ fn write_index(
     // Customers.
     progress("reading customers");
     let cust_kind = id_kind(&sources.customers, "customer_id")?;
-    // Customer rows are numbered in id order (see `read_keys`).
-    let Keys {
-        map: customers,
-        values: cust_vals,
-        sorted: cust_sorted,
-        count: n_customers,
-        order: cust_order,
-    } = read_keys(&sources.customers, "customer_id", cust_kind, true)?;
-    let cust_order = cust_order.as_deref();
+    let (customers, cust_vals, cust_sorted, n_customers) =
+        read_keys(&sources.customers, "customer_id", cust_kind)?;
     let (cplans, stored_only, customer_unindexed) = customer_plans(&sources.customers)?;
-    let customer_fields = index_table(
-        &sources.customers,
-        &cplans,
-        zone,
-        &mut w,
-        n_customers,
-        cust_order,
-    )?;
+    let customer_fields = index_table(&sources.customers, &cplans, zone, &mut w, n_customers)?;
     let customer_ids = IdsMeta {
         kind: cust_kind,
         values: w.bytes(&cust_vals)?,
@@ -1647,7 +1474,7 @@ fn write_index(
         count: n_customers,
     };
     drop((cust_vals, cust_sorted));
-    let stored = write_stored(&sources.customers, zone, &mut w, n_customers, cust_order)?;
+    let stored = write_stored(&sources.customers, zone, &mut w, n_customers)?;
 
     // Orders and lines.
     progress("reading orders and lines");
