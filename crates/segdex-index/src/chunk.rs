@@ -367,7 +367,7 @@ impl<'a> ChunkView<'a> {
     /// The line numbers of order `i`.
     #[inline(always)]
     pub fn line_range(&self, i: usize) -> std::ops::Range<usize> {
-        self.cols[C_LINE_START].get(i) as usize..self.cols[C_LINE_START].get(i + 1) as usize
+        self.lines_of_orders(i..i + 1)
     }
 
     /// The line numbers of the orders `run` (their lines are contiguous).

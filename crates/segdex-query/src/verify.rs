@@ -258,9 +258,8 @@ fn flat_product_measures(
     let run = keep.candidate_orders(view, local);
     let lines = view.lines_of_orders(run);
     let cols = view.line_columns();
-    let is_allowed = |j: usize| allowed.get(cols.product.get(j) as usize).copied() == Some(true);
     if keep.exists_only {
-        let found = lines.into_iter().any(is_allowed);
+        let found = lines.into_iter().any(|j| line_allowed(&cols, allowed, j));
         return Measures {
             lines: i128::from(found),
             ..Measures::default()
@@ -275,14 +274,19 @@ fn flat_product_measures(
     }
 }
 
+/// Whether line `j`'s product is allowed.
+#[inline(always)]
+fn line_allowed(cols: &LineColumns, allowed: &[bool], j: usize) -> bool {
+    allowed.get(cols.product.get(j) as usize).copied() == Some(true)
+}
+
 /// Lines, units and cents of the lines `range` whose product is allowed,
 /// summed without a branch (the sums fit i64: see `ChunkWriter::encode`).
 #[inline(always)]
 fn allowed_sums(cols: &LineColumns, allowed: &[bool], range: Range<usize>) -> (i64, i64, i64) {
     let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
     for j in range {
-        let p = cols.product.get(j) as usize;
-        let take = -i64::from(allowed.get(p).copied() == Some(true));
+        let take = -i64::from(line_allowed(cols, allowed, j));
         n -= take;
         u += cols.qty.get(j) & take;
         c += cols.cents.get(j) & take;
