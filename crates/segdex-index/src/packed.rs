@@ -104,6 +104,34 @@ impl<'a> Packed<'a> {
         self.len == 0
     }
 
+    /// Bytes per stored value (0 when every value is `base`).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The value a stored 0 stands for.
+    pub fn base(&self) -> i64 {
+        self.base
+    }
+
+    /// The step between stored values: value = base + stored × scale.
+    pub fn scale(&self) -> i64 {
+        self.scale
+    }
+
+    /// The stored bytes of values `range`: [`Self::width`] little-endian
+    /// bytes each, before base and scale. Panics like slice indexing when
+    /// the range is past the end.
+    #[inline(always)]
+    pub fn stored_bytes(&self, range: std::ops::Range<usize>) -> &'a [u8] {
+        assert!(
+            range.end <= self.len,
+            "packed range {range:?} out of range ({} values)",
+            self.len
+        );
+        &self.data[range.start * self.width..range.end * self.width]
+    }
+
     /// Value `i`. An index past the end reads a value that may be
     /// meaningless or panics like slice indexing; callers stay in range
     /// (chunk offsets are validated when a chunk is first opened).
@@ -164,5 +192,24 @@ mod tests {
         let (p, _) = Packed::parse(&buf).unwrap();
         assert_eq!(p.width, 3);
         assert_eq!(p.get(99), values[99]);
+    }
+
+    #[test]
+    fn stored_bytes_decode_with_base_and_scale() {
+        let values = vec![-40i64, 60, 160, 560];
+        let mut buf = Vec::new();
+        encode(&values, &mut buf);
+        let (p, _) = Packed::parse(&buf).unwrap();
+        let bytes = p.stored_bytes(1..4);
+        assert_eq!(bytes.len(), 3 * p.width());
+        let decoded: Vec<i64> = bytes
+            .chunks_exact(p.width())
+            .map(|b| {
+                let mut w = [0u8; 8];
+                w[..b.len()].copy_from_slice(b);
+                p.base() + u64::from_le_bytes(w) as i64 * p.scale()
+            })
+            .collect();
+        assert_eq!(decoded, values[1..]);
     }
 }

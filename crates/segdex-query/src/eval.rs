@@ -883,7 +883,7 @@ impl<'a> Evaluator<'a> {
             }
         }
         let products = products.map(|set| {
-            let mut mask = vec![false; n_products];
+            let mut mask = vec![false; n_products + crate::line_sums::MASK_PADDING];
             for p in set.iter() {
                 mask[p as usize] = true;
             }
@@ -1117,10 +1117,26 @@ impl<'a> Evaluator<'a> {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(union_all(maps.iter().map(|b| b.as_ref())))
         };
+        let month_aligned = {
+            let lo_d = date_of(lo);
+            let hi_next = date_of(hi + 1);
+            (lo == first || chrono::Datelike::day(&lo_d) == 1)
+                && (hi == last || chrono::Datelike::day(&hi_next) == 1)
+        };
+        let exact = exists_only
+            && p.filters.is_empty()
+            && !split_day
+            && (p.products.is_none() || covers_all || month_aligned);
+        // When the lines are read anyway and most products are allowed (a
+        // `not_in`), the buyers of any product in the window are a superset
+        // of the candidates that costs one bitmap (or the window's days),
+        // not a union over thousands of products.
+        let most_products = p
+            .products
+            .as_ref()
+            .is_some_and(|(_, list)| !exact && list.len() * 2 > index.meta().products as usize);
         let mut cand = match &p.products {
-            None if covers_all => (*index.bitmap(meta.any_all_time)?).clone(),
-            None => any_days(lo, hi)?,
-            Some((_, list)) => {
+            Some((_, list)) if !most_products => {
                 let (m_lo, m_hi) = (month_of(lo), month_of(hi));
                 let mut maps = Vec::new();
                 for &prod in list {
@@ -1140,6 +1156,8 @@ impl<'a> Evaluator<'a> {
                 }
                 c
             }
+            _ if covers_all => (*index.bitmap(meta.any_all_time)?).clone(),
+            _ => any_days(lo, hi)?,
         };
         if let Some(m) = mask {
             cand &= m;
@@ -1152,16 +1170,6 @@ impl<'a> Evaluator<'a> {
                 .collect::<Result<Vec<_>, _>>()?;
             cand &= union_all(maps.iter().map(|b| b.as_ref()));
         }
-        let month_aligned = {
-            let lo_d = date_of(lo);
-            let hi_next = date_of(hi + 1);
-            (lo == first || chrono::Datelike::day(&lo_d) == 1)
-                && (hi == last || chrono::Datelike::day(&hi_next) == 1)
-        };
-        let exact = exists_only
-            && p.filters.is_empty()
-            && !split_day
-            && (p.products.is_none() || covers_all || month_aligned);
         let passing = if exact {
             vec![cand.clone(); havings.len()]
         } else {

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod eval;
 pub mod lang;
+mod line_sums;
 mod verify;
 pub mod window;
 

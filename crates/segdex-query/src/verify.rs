@@ -284,6 +284,9 @@ fn line_allowed(cols: &LineColumns, allowed: &[bool], j: usize) -> bool {
 /// summed without a branch (the sums fit i64: see `ChunkWriter::encode`).
 #[inline(always)]
 fn allowed_sums(cols: &LineColumns, allowed: &[bool], range: Range<usize>) -> (i64, i64, i64) {
+    if let Some(sums) = crate::line_sums::allowed_sums(cols, allowed, range.clone()) {
+        return sums;
+    }
     let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
     for j in range {
         let take = -i64::from(line_allowed(cols, allowed, j));
