@@ -1418,6 +1418,191 @@ fn permute_in_place<T>(items: &mut [T], mut perm: Vec<u32>) {
 // ---------------------------------------------------------------------------
 // The whole build
 
+/// What every chunk of the purchase pass needs to know of the whole index.
+struct PurchaseShape<'a> {
+    n_products: usize,
+    first_day: i32,
+    /// Month of each day from `first_day`.
+    month_table: &'a [i32],
+    /// Sorted value id of each order attribute's dictionary code.
+    attr_remaps: &'a [Vec<u32>],
+    /// Values of each order attribute.
+    attr_lens: Vec<usize>,
+}
+
+/// Customers per product, product-month, day and order attribute value,
+/// of one chunk (as ascending row lists, `T = Vec<u32>`) or, merged in
+/// chunk order, of all of them (`T = Bitmap`).
+struct PurchaseSets<T> {
+    /// Customers per product-month are sparse (117k lists at 2,400
+    /// products): plain row lists even when merged. The others are dense
+    /// enough for roaring (at 10M customers they take ~400M rows; as lists,
+    /// 4 bytes a row plus growth slack).
+    prod_month: AHashMap<(u32, i32), Vec<u32>>,
+    prod_all: Vec<T>,
+    any_day: Vec<T>,
+    any_all: T,
+    attr_rows: Vec<Vec<T>>,
+    attr_nulls: Vec<T>,
+}
+
+impl<T: Default + Clone> PurchaseSets<T> {
+    fn new(shape: &PurchaseShape) -> Self {
+        PurchaseSets {
+            prod_month: AHashMap::new(),
+            prod_all: vec![T::default(); shape.n_products],
+            any_day: vec![T::default(); shape.month_table.len()],
+            any_all: T::default(),
+            attr_rows: shape
+                .attr_lens
+                .iter()
+                .map(|&n| vec![T::default(); n])
+                .collect(),
+            attr_nulls: vec![T::default(); 4],
+        }
+    }
+}
+
+/// Appends `row` to an ascending list unless it is already the last.
+#[inline]
+fn push_row(v: &mut Vec<u32>, row: u32) {
+    if v.last() != Some(&row) {
+        v.push(row);
+    }
+}
+
+impl PurchaseSets<Vec<u32>> {
+    /// The lists as bitmaps (roaring's `try_push` would find a bitmap
+    /// container's maximum by a scan on every row; building from a sorted
+    /// list does not).
+    fn into_bitmaps(self) -> PurchaseSets<Bitmap> {
+        let one = |rows: Vec<u32>| Bitmap::from_sorted_iter(rows).expect("ascending rows");
+        let all = |lists: Vec<Vec<u32>>| lists.into_iter().map(one).collect::<Vec<_>>();
+        PurchaseSets {
+            prod_month: self.prod_month,
+            prod_all: all(self.prod_all),
+            any_day: all(self.any_day),
+            any_all: one(self.any_all),
+            attr_rows: self.attr_rows.into_iter().map(all).collect(),
+            attr_nulls: all(self.attr_nulls),
+        }
+    }
+}
+
+impl PurchaseSets<Bitmap> {
+    /// Adds a later chunk's bitmaps. Chunks hold disjoint rows (one roaring
+    /// container each), so a union moves containers and copies no rows.
+    fn merge(&mut self, later: PurchaseSets<Bitmap>) {
+        let union = |into: &mut Vec<Bitmap>, from: Vec<Bitmap>| {
+            for (a, b) in into.iter_mut().zip(from) {
+                if !b.is_empty() {
+                    *a |= b;
+                }
+            }
+        };
+        union(&mut self.prod_all, later.prod_all);
+        union(&mut self.any_day, later.any_day);
+        union(&mut self.attr_nulls, later.attr_nulls);
+        for (into, from) in self.attr_rows.iter_mut().zip(later.attr_rows) {
+            union(into, from);
+        }
+        self.any_all |= later.any_all;
+        for (k, rows) in later.prod_month {
+            self.prod_month.entry(k).or_default().extend(rows);
+        }
+    }
+}
+
+/// One chunk's share of the purchase pass.
+struct ChunkPart {
+    /// The encoded line store.
+    bytes: Vec<u8>,
+    kept_orders: u64,
+    orders_without_lines: u64,
+    bitmaps: PurchaseSets<Bitmap>,
+}
+
+/// Builds the line store and the purchase bitmaps of the customers `rows`
+/// from their `orders` (sorted, the first being order number `order_base`)
+/// and those orders' `lines` (sorted by order).
+fn chunk_part(
+    rows: std::ops::Range<u32>,
+    orders: &[OrderRec],
+    order_base: usize,
+    lines: &[LineRec],
+    shape: &PurchaseShape,
+) -> Result<ChunkPart> {
+    let mut b = PurchaseSets::<Vec<u32>>::new(shape);
+    // Rows come in ascending order; `push_row` keeps one of a customer's
+    // several orders.
+    let push = push_row;
+    let mut cw = ChunkWriter::default();
+    cw.cust_start.reserve(rows.len() + 1);
+    for col in [&mut cw.order_day, &mut cw.order_ns, &mut cw.order_key] {
+        col.reserve(orders.len());
+    }
+    for col in &mut cw.order_attr {
+        col.reserve(orders.len());
+    }
+    cw.order_line_start.reserve(orders.len() + 1);
+    for col in [&mut cw.line_product, &mut cw.line_qty, &mut cw.line_cents] {
+        col.reserve(lines.len());
+    }
+    let (mut kept_orders, mut orders_without_lines) = (0u64, 0u64);
+    let mut li = 0usize; // next line
+    let mut oi = 0usize; // next order
+    for row in rows {
+        cw.cust_start.push(cw.order_day.len() as i64);
+        while oi < orders.len() && orders[oi].cust == row {
+            let o = &orders[oi];
+            let start = li;
+            while li < lines.len() && lines[li].order as usize == order_base + oi {
+                li += 1;
+            }
+            if li > start {
+                kept_orders += 1;
+                cw.order_line_start.push(cw.line_product.len() as i64);
+                cw.order_day.push(o.day as i64);
+                cw.order_ns.push(o.ns);
+                cw.order_key.push(o.key as i64);
+                let day_i = (o.day - shape.first_day) as usize;
+                push(&mut b.any_day[day_i], row);
+                push(&mut b.any_all, row);
+                for a in 0..4 {
+                    let code = o.attrs[a];
+                    if code == u32::MAX {
+                        cw.order_attr[a].push(NULL_VALUE);
+                        push(&mut b.attr_nulls[a], row);
+                    } else {
+                        let v = shape.attr_remaps[a][code as usize];
+                        cw.order_attr[a].push(v as i64);
+                        push(&mut b.attr_rows[a][v as usize], row);
+                    }
+                }
+                let month = shape.month_table[day_i];
+                for l in &lines[start..li] {
+                    cw.line_product.push(l.product as i64);
+                    cw.line_qty.push(l.qty as i64);
+                    cw.line_cents.push(l.cents);
+                    push(&mut b.prod_all[l.product as usize], row);
+                    push_row(b.prod_month.entry((l.product, month)).or_default(), row);
+                }
+            } else {
+                orders_without_lines += 1;
+            }
+            oi += 1;
+        }
+    }
+    cw.cust_start.push(cw.order_day.len() as i64);
+    cw.order_line_start.push(cw.line_product.len() as i64);
+    Ok(ChunkPart {
+        bytes: cw.encode().map_err(IndexError::Invalid)?,
+        kept_orders,
+        orders_without_lines,
+        bitmaps: b.into_bitmaps(),
+    })
+}
+
 fn write_index(
     sources: &Sources,
     dir: &Path,
@@ -1583,94 +1768,65 @@ fn write_index(
         .map(|i| month_of(first_day + i as i32))
         .collect();
 
-    // Customers per product-month are sparse (117k lists at 2,400
-    // products): plain row lists. The others are dense enough for roaring
-    // to append to in place at about 2 bytes a row (at 10M customers they
-    // take ~400M rows; as lists, 4 bytes a row plus growth slack).
-    let mut prod_month: AHashMap<(u32, i32), Vec<u32>> = AHashMap::new();
-    let mut prod_all: Vec<Bitmap> = vec![Bitmap::new(); n_products as usize];
-    let mut any_day: Vec<Bitmap> = vec![Bitmap::new(); n_days];
-    let mut any_all = Bitmap::new();
-    let mut attr_rows: Vec<Vec<Bitmap>> = attr_values
-        .iter()
-        .map(|v| vec![Bitmap::new(); v.len()])
-        .collect();
-    let mut attr_nulls: Vec<Bitmap> = vec![Bitmap::new(); 4];
-    let push_row = |v: &mut Vec<u32>, row: u32| {
-        if v.last() != Some(&row) {
-            v.push(row);
-        }
+    let shape = PurchaseShape {
+        n_products: n_products as usize,
+        first_day,
+        month_table: &month_table,
+        attr_remaps: &attr_remaps,
+        attr_lens: attr_values.iter().map(Vec::len).collect(),
     };
-    // Rows come in ascending order; a row already there (the customer's
-    // earlier order) is refused by `try_push`, which is what is wanted.
-    let push = |b: &mut Bitmap, row: u32| {
-        let _ = b.try_push(row);
-    };
-
+    let mut bitmaps = PurchaseSets::<Bitmap>::new(&shape);
+    // Chunks are independent: each wave of as many chunks as there are
+    // threads is built in parallel, then written and merged in chunk order
+    // (only one wave's line stores are in memory at a time).
     let n_chunks = n_customers.div_ceil(CHUNK_ROWS) as usize;
+    let bounds: Vec<(usize, usize)> = (0..=n_chunks)
+        .map(|c| {
+            let row = (c as u32 * CHUNK_ROWS).min(n_customers);
+            let oi = orders.partition_point(|o| o.cust < row);
+            let li = lines.partition_point(|l| (l.order as usize) < oi);
+            (oi, li)
+        })
+        .collect();
     let mut chunk_sections = Vec::with_capacity(n_chunks);
     let mut kept_orders = 0u64;
-    let mut li = 0usize; // next line
-    let mut oi = 0usize; // next order
-    for c in 0..n_chunks {
-        let lo = c as u32 * CHUNK_ROWS;
-        let hi = (lo + CHUNK_ROWS).min(n_customers);
-        let mut cw = ChunkWriter::default();
-        for row in lo..hi {
-            cw.cust_start.push(cw.order_day.len() as i64);
-            while oi < orders.len() && orders[oi].cust == row {
-                let o = &orders[oi];
-                let start = li;
-                while li < lines.len() && lines[li].order as usize == oi {
-                    li += 1;
-                }
-                if li > start {
-                    kept_orders += 1;
-                    cw.order_line_start.push(cw.line_product.len() as i64);
-                    cw.order_day.push(o.day as i64);
-                    cw.order_ns.push(o.ns);
-                    cw.order_key.push(o.key as i64);
-                    let day_i = (o.day - first_day) as usize;
-                    push(&mut any_day[day_i], row);
-                    push(&mut any_all, row);
-                    for a in 0..4 {
-                        let code = o.attrs[a];
-                        if code == u32::MAX {
-                            cw.order_attr[a].push(NULL_VALUE);
-                            push(&mut attr_nulls[a], row);
-                        } else {
-                            let v = attr_remaps[a][code as usize];
-                            cw.order_attr[a].push(v as i64);
-                            push(&mut attr_rows[a][v as usize], row);
-                        }
-                    }
-                    let month = month_table[day_i];
-                    for l in &lines[start..li] {
-                        cw.line_product.push(l.product as i64);
-                        cw.line_qty.push(l.qty as i64);
-                        cw.line_cents.push(l.cents);
-                        push(&mut prod_all[l.product as usize], row);
-                        push_row(prod_month.entry((l.product, month)).or_default(), row);
-                    }
-                } else {
-                    summary.orders_without_lines += 1;
-                }
-                oi += 1;
-            }
+    let wave = rayon::current_num_threads().max(1);
+    for first in (0..n_chunks).step_by(wave) {
+        let parts = (first..(first + wave).min(n_chunks))
+            .into_par_iter()
+            .map(|c| {
+                let rows = c as u32 * CHUNK_ROWS..((c as u32 + 1) * CHUNK_ROWS).min(n_customers);
+                let (o_lo, l_lo) = bounds[c];
+                let (o_hi, l_hi) = bounds[c + 1];
+                chunk_part(rows, &orders[o_lo..o_hi], o_lo, &lines[l_lo..l_hi], &shape)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for part in parts {
+            chunk_sections.push(w.bytes(&part.bytes)?);
+            kept_orders += part.kept_orders;
+            summary.orders_without_lines += part.orders_without_lines;
+            bitmaps.merge(part.bitmaps);
         }
-        cw.cust_start.push(cw.order_day.len() as i64);
-        cw.order_line_start.push(cw.line_product.len() as i64);
-        chunk_sections.push(w.bytes(&cw.encode().map_err(IndexError::Invalid)?)?);
     }
     // Orders of unknown customers sort last (cust = u32::MAX); lines of such
     // orders were skipped, so they are orders without lines.
-    summary.orders_without_lines +=
-        orders[oi..].iter().filter(|o| o.cust != u32::MAX).count() as u64;
+    summary.orders_without_lines += orders[bounds[n_chunks].0..]
+        .iter()
+        .filter(|o| o.cust != u32::MAX)
+        .count() as u64;
     let n_lines = lines.len() as u64;
     drop(lines);
     drop(orders);
 
     progress("writing purchase bitmaps");
+    let PurchaseSets {
+        prod_all,
+        prod_month,
+        any_day,
+        any_all,
+        attr_rows,
+        attr_nulls,
+    } = bitmaps;
     let mut all_time_sections = Vec::with_capacity(n_products as usize * 4);
     for rows in &prod_all {
         all_time_sections.extend_from_slice(&w.bitmap(rows)?.to_le_bytes());

@@ -182,6 +182,9 @@ mod tests {
                 None => declined += 1,
             }
         }
-        assert!(fixed > 150 && declined > 20, "{fixed} fixed, {declined} declined");
+        assert!(
+            fixed > 150 && declined > 20,
+            "{fixed} fixed, {declined} declined"
+        );
     }
 }
