@@ -1778,7 +1778,8 @@ fn write_index(
     let mut bitmaps = PurchaseSets::<Bitmap>::new(&shape);
     // Chunks are independent: each wave of as many chunks as there are
     // threads is built in parallel, then written and merged in chunk order
-    // (only one wave's line stores are in memory at a time).
+    // while the next wave is built (two waves' line stores are in memory
+    // at a time, not all of them).
     let n_chunks = n_customers.div_ceil(CHUNK_ROWS) as usize;
     let bounds: Vec<(usize, usize)> = (0..=n_chunks)
         .map(|c| {
@@ -1791,8 +1792,8 @@ fn write_index(
     let mut chunk_sections = Vec::with_capacity(n_chunks);
     let mut kept_orders = 0u64;
     let wave = rayon::current_num_threads().max(1);
-    for first in (0..n_chunks).step_by(wave) {
-        let parts = (first..(first + wave).min(n_chunks))
+    let build_wave = |first: usize| -> Result<Vec<ChunkPart>> {
+        (first..(first + wave).min(n_chunks))
             .into_par_iter()
             .map(|c| {
                 let rows = c as u32 * CHUNK_ROWS..((c as u32 + 1) * CHUNK_ROWS).min(n_customers);
@@ -1800,13 +1801,29 @@ fn write_index(
                 let (o_hi, l_hi) = bounds[c + 1];
                 chunk_part(rows, &orders[o_lo..o_hi], o_lo, &lines[l_lo..l_hi], &shape)
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect()
+    };
+    let mut consume = |parts: Vec<ChunkPart>| -> Result<()> {
         for part in parts {
             chunk_sections.push(w.bytes(&part.bytes)?);
             kept_orders += part.kept_orders;
             summary.orders_without_lines += part.orders_without_lines;
             bitmaps.merge(part.bitmaps);
         }
+        Ok(())
+    };
+    // A wave is written and merged while the next one is built.
+    let mut pending: Option<Vec<ChunkPart>> = None;
+    for first in (0..n_chunks).step_by(wave) {
+        let (next, done) = rayon::join(
+            || build_wave(first),
+            || pending.take().map_or(Ok(()), &mut consume),
+        );
+        done?;
+        pending = Some(next?);
+    }
+    if let Some(parts) = pending {
+        consume(parts)?;
     }
     // Orders of unknown customers sort last (cust = u32::MAX); lines of such
     // orders were skipped, so they are orders without lines.
