@@ -1276,43 +1276,56 @@ impl<'a> Evaluator<'a> {
         lo: i32,
         hi: i32,
     ) -> Result<Vec<Bitmap>, segdex_index::IndexError> {
-        let mut by_chunk: Vec<(usize, Vec<u32>)> = Vec::new();
-        for row in cand.iter() {
-            let k = (row / CHUNK_ROWS) as usize;
-            match by_chunk.last_mut() {
-                Some((c, rows)) if *c == k => rows.push(row),
-                _ => by_chunk.push((k, vec![row])),
-            }
-        }
+        let (Some(first), Some(last)) = (cand.min(), cand.max()) else {
+            return Ok(vec![Bitmap::new(); havings.len()]);
+        };
+        let purchases = &self.index.meta().purchases;
+        let last_day = purchases.first_day + purchases.any_day.len() as i32 - 1;
         let keep = Keep {
             products: p.products.as_ref(),
             filters: &p.filters,
             lo,
             hi,
+            // The as-of clip cuts nothing when the as-of is a day's end or
+            // the window ends before its day.
+            whole: lo <= purchases.first_day
+                && hi >= last_day
+                && (hi < self.as_of.day || self.as_of.whole_day),
             as_of_day: self.as_of.day,
             clip: self.as_of.clip_ns,
             exists_only: havings.iter().all(|h| h.is_empty()),
         };
-        let parts = by_chunk
-            .par_iter()
-            .map(
-                |(k, rows)| -> Result<Vec<Vec<u32>>, segdex_index::IndexError> {
-                    let view = self.index.chunk(*k)?;
-                    let base = *k as u32 * CHUNK_ROWS;
-                    let locals: Vec<usize> = rows.iter().map(|&r| (r - base) as usize).collect();
-                    Ok(verify::passing(&view, &keep, havings, &locals)
-                        .into_iter()
-                        .map(|v| v.into_iter().map(|c| base + c as u32).collect())
-                        .collect())
-                },
-            )
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((0..havings.len())
-            .map(|i| {
-                Bitmap::from_sorted_iter(parts.iter().flat_map(|c| c[i].iter().copied()))
-                    .expect("chunks in order")
+        // Each chunk's candidates are read, checked and turned back into
+        // a bitmap in its own task; the chunks' bitmaps hold disjoint
+        // containers, so their union moves them.
+        let parts = (first / CHUNK_ROWS..=last / CHUNK_ROWS)
+            .into_par_iter()
+            .map(|k| -> Result<Vec<Bitmap>, segdex_index::IndexError> {
+                let base = k * CHUNK_ROWS;
+                let locals: Vec<usize> = cand
+                    .range(base..base.saturating_add(CHUNK_ROWS))
+                    .map(|r| (r - base) as usize)
+                    .collect();
+                if locals.is_empty() {
+                    return Ok(vec![Bitmap::new(); havings.len()]);
+                }
+                let view = self.index.chunk(k as usize)?;
+                Ok(verify::passing(&view, &keep, havings, &locals)
+                    .into_iter()
+                    .map(|v| {
+                        Bitmap::from_sorted_iter(v.into_iter().map(|c| base + c as u32))
+                            .expect("ascending candidates")
+                    })
+                    .collect())
             })
-            .collect())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = vec![Bitmap::new(); havings.len()];
+        for part in parts {
+            for (o, b) in out.iter_mut().zip(part) {
+                *o |= b;
+            }
+        }
+        Ok(out)
     }
 }
 

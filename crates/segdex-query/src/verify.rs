@@ -34,6 +34,9 @@ pub(crate) struct Keep<'p> {
     pub lo: i32,
     /// Last local day of the window.
     pub hi: i32,
+    /// The window holds every day with orders and the clip cuts none:
+    /// every order is in it.
+    pub whole: bool,
     /// The as-of day: orders of that day after `clip` are not kept.
     pub as_of_day: i32,
     /// The as-of instant (ns).
@@ -78,7 +81,7 @@ impl Keep<'_> {
     #[inline]
     fn candidate_orders(&self, view: &ChunkView, local: usize) -> Range<usize> {
         let orders = view.order_range(local);
-        if view.in_time_order() {
+        if view.in_time_order() && !self.whole {
             view.window_run(orders, self.lo, self.hi, self.run_clip())
         } else {
             orders
