@@ -18,6 +18,16 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The external ids of `members`, as text (as the reference answers).
+fn id_set(index: &Index, members: &segdex::Bitmap) -> BTreeSet<String> {
+    index
+        .external_ids(members)
+        .unwrap()
+        .into_iter()
+        .map(|id| id.to_string())
+        .collect()
+}
+
 #[test]
 fn engine_matches_reference_on_random_cases() {
     let cases = env_u64("SEGDEX_DIFF_CASES", 24);
@@ -64,12 +74,7 @@ fn engine_matches_reference_on_random_cases() {
             }
             for (code, members) in got {
                 compared += 1;
-                let ids: BTreeSet<String> = index
-                    .external_ids(&members)
-                    .unwrap()
-                    .into_iter()
-                    .map(|id| id.to_string())
-                    .collect();
+                let ids = id_set(&index, &members);
                 let want = &expected[&code];
                 if &ids != want {
                     mismatches += 1;
@@ -158,12 +163,7 @@ fn several_chunks_match_reference() {
     let got = evaluate_all(&index, &catalog, AsOf::parse(as_of, index.zone()).unwrap()).unwrap();
     let mut nonempty = 0;
     for (code, members) in got {
-        let ids: BTreeSet<String> = index
-            .external_ids(&members)
-            .unwrap()
-            .into_iter()
-            .map(|id| id.to_string())
-            .collect();
+        let ids = id_set(&index, &members);
         assert_eq!(ids, expected[&code], "segment {code}");
         nonempty += usize::from(!ids.is_empty());
     }
