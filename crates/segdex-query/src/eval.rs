@@ -883,7 +883,7 @@ impl<'a> Evaluator<'a> {
             }
         }
         let products = products.map(|set| {
-            let mut mask = vec![false; n_products + crate::line_sums::MASK_PADDING];
+            let mut mask = vec![false; n_products];
             for p in set.iter() {
                 mask[p as usize] = true;
             }

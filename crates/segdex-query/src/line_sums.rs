@@ -11,11 +11,6 @@
 use segdex_index::chunk::LineColumns;
 use std::ops::Range;
 
-/// Entries a product mask must have past the last product, so that a
-/// chunk's mask can be read at any stored product value of up to two bytes
-/// without a bounds test (see [`allowed_sums`]).
-pub(crate) const MASK_PADDING: usize = 1 << 16;
-
 /// The stored value in the first `W` bytes of `b`, little-endian.
 #[inline(always)]
 fn stored<const W: usize>(b: &[u8]) -> u64 {
@@ -31,7 +26,7 @@ fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
     product: &[u8],
     qty: &[u8],
     cents: &[u8],
-    mask: &[bool; MASK_PADDING],
+    mask: &[bool],
 ) -> (u64, u64, u64) {
     let (mut n, mut u, mut c) = (0u64, 0u64, 0u64);
     // An index loop over slices of known length: the bounds tests fold
@@ -41,7 +36,9 @@ fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
     let (qty, cents) = (&qty[..lines * WQ], &cents[..lines * WC]);
     for j in 0..lines {
         let p = stored::<WP>(&product[j * WP..]);
-        let take = u64::from(mask[p as usize]);
+        // A stored value past the mask is a product of no other chunk's
+        // range; the test compiles to a compare and a conditional move.
+        let take = u64::from(mask.get(p as usize).copied().unwrap_or(false));
         n += take;
         let take = take.wrapping_neg();
         u = u.wrapping_add(stored::<WQ>(&qty[j * WQ..]) & take);
@@ -54,8 +51,7 @@ fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
 /// or `None` when the chunk's columns do not have one of the widths this
 /// loop is made for (products of one or two bytes with scale 1, quantities
 /// of one or two bytes, cents of one to four); the caller then reads the
-/// lines one by one. `allowed` is indexed by product number and padded
-/// with [`MASK_PADDING`] entries.
+/// lines one by one. `allowed` is indexed by product number.
 ///
 /// The sums wrap in 64 bits and are exact: the chunk's encoder bounds the
 /// sum of the magnitudes of its quantities and cents by `i64::MAX`.
@@ -69,11 +65,7 @@ pub(crate) fn allowed_sums(
     if p.scale() != 1 {
         return None;
     }
-    let mask: &[bool; MASK_PADDING] = allowed
-        .get(usize::try_from(p.base()).ok()?..)?
-        .get(..MASK_PADDING)?
-        .try_into()
-        .ok()?;
+    let mask = allowed.get(usize::try_from(p.base()).ok()?..)?;
     let pb = p.stored_bytes(range.clone());
     let qb = q.stored_bytes(range.clone());
     let cb = c.stored_bytes(range);
@@ -167,7 +159,7 @@ mod tests {
                 cents: Packed::parse(&cb).unwrap().0,
             };
             let total_products = (product_base as u64 + n_products) as usize;
-            let mut allowed = vec![false; total_products + MASK_PADDING];
+            let mut allowed = vec![false; total_products];
             for a in allowed.iter_mut().take(total_products) {
                 *a = rng.below(3) == 0;
             }
