@@ -1424,10 +1424,9 @@ struct PurchaseShape<'a> {
     first_day: i32,
     /// Month of each day from `first_day`.
     month_table: &'a [i32],
-    /// Sorted value id of each order attribute's dictionary code.
+    /// Sorted value id of each order attribute's dictionary code (one code
+    /// per value).
     attr_remaps: &'a [Vec<u32>],
-    /// Values of each order attribute.
-    attr_lens: Vec<usize>,
 }
 
 /// Customers per product, product-month, day and order attribute value,
@@ -1454,9 +1453,9 @@ impl<T: Default + Clone> PurchaseSets<T> {
             any_day: vec![T::default(); shape.month_table.len()],
             any_all: T::default(),
             attr_rows: shape
-                .attr_lens
+                .attr_remaps
                 .iter()
-                .map(|&n| vec![T::default(); n])
+                .map(|r| vec![T::default(); r.len()])
                 .collect(),
             attr_nulls: vec![T::default(); 4],
         }
@@ -1535,7 +1534,6 @@ fn chunk_part(
     let mut b = PurchaseSets::<Vec<u32>>::new(shape);
     // Rows come in ascending order; `push_row` keeps one of a customer's
     // several orders.
-    let push = push_row;
     let mut cw = ChunkWriter::default();
     cw.cust_start.reserve(rows.len() + 1);
     for col in [&mut cw.order_day, &mut cw.order_ns, &mut cw.order_key] {
@@ -1566,17 +1564,17 @@ fn chunk_part(
                 cw.order_ns.push(o.ns);
                 cw.order_key.push(o.key as i64);
                 let day_i = (o.day - shape.first_day) as usize;
-                push(&mut b.any_day[day_i], row);
-                push(&mut b.any_all, row);
+                push_row(&mut b.any_day[day_i], row);
+                push_row(&mut b.any_all, row);
                 for a in 0..4 {
                     let code = o.attrs[a];
                     if code == u32::MAX {
                         cw.order_attr[a].push(NULL_VALUE);
-                        push(&mut b.attr_nulls[a], row);
+                        push_row(&mut b.attr_nulls[a], row);
                     } else {
                         let v = shape.attr_remaps[a][code as usize];
                         cw.order_attr[a].push(v as i64);
-                        push(&mut b.attr_rows[a][v as usize], row);
+                        push_row(&mut b.attr_rows[a][v as usize], row);
                     }
                 }
                 let month = shape.month_table[day_i];
@@ -1584,7 +1582,7 @@ fn chunk_part(
                     cw.line_product.push(l.product as i64);
                     cw.line_qty.push(l.qty as i64);
                     cw.line_cents.push(l.cents);
-                    push(&mut b.prod_all[l.product as usize], row);
+                    push_row(&mut b.prod_all[l.product as usize], row);
                     push_row(b.prod_month.entry((l.product, month)).or_default(), row);
                 }
             } else {
@@ -1773,7 +1771,6 @@ fn write_index(
         first_day,
         month_table: &month_table,
         attr_remaps: &attr_remaps,
-        attr_lens: attr_values.iter().map(Vec::len).collect(),
     };
     let mut bitmaps = PurchaseSets::<Bitmap>::new(&shape);
     // Chunks are independent: each wave of as many chunks as there are

@@ -47,16 +47,45 @@ fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
     (n, u, c)
 }
 
+/// Whether line `j`'s product is allowed (`allowed` is indexed by product
+/// number).
+#[inline(always)]
+pub(crate) fn line_allowed(cols: &LineColumns, allowed: &[bool], j: usize) -> bool {
+    allowed.get(cols.product.get(j) as usize).copied() == Some(true)
+}
+
 /// Lines, units and cents of the lines `range` whose product is allowed,
-/// or `None` when the chunk's columns do not have one of the widths this
-/// loop is made for (products of one or two bytes with scale 1, quantities
-/// of one or two bytes, cents of one to four); the caller then reads the
-/// lines one by one. `allowed` is indexed by product number.
+/// summed without a branch: with the column widths fixed at compile time
+/// when the chunk has widths [`fixed_sums`] is made for, else line by line
+/// through [`segdex_index::packed::Packed::get`].
 ///
-/// The sums wrap in 64 bits and are exact: the chunk's encoder bounds the
-/// sum of the magnitudes of its quantities and cents by `i64::MAX`.
-#[inline]
+/// The sums are exact in 64 bits: the chunk's encoder bounds the sum of the
+/// magnitudes of its quantities and cents by `i64::MAX`.
+#[inline(always)]
 pub(crate) fn allowed_sums(
+    cols: &LineColumns,
+    allowed: &[bool],
+    range: Range<usize>,
+) -> (i64, i64, i64) {
+    if let Some(sums) = fixed_sums(cols, allowed, range.clone()) {
+        return sums;
+    }
+    let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
+    for j in range {
+        let take = -i64::from(line_allowed(cols, allowed, j));
+        n -= take;
+        u += cols.qty.get(j) & take;
+        c += cols.cents.get(j) & take;
+    }
+    (n, u, c)
+}
+
+/// [`allowed_sums`] with fixed widths, or `None` when the chunk's columns
+/// do not have one of the widths this loop is made for: products of one or
+/// two bytes with scale 1, quantities of one or two bytes, cents of one to
+/// four. The sums wrap in 64 bits, which is exact for the same reason.
+#[inline]
+fn fixed_sums(
     cols: &LineColumns,
     allowed: &[bool],
     range: Range<usize>,
@@ -160,7 +189,7 @@ mod tests {
             };
             let total_products = (product_base as u64 + n_products) as usize;
             let mut allowed = vec![false; total_products];
-            for a in allowed.iter_mut().take(total_products) {
+            for a in allowed.iter_mut() {
                 *a = rng.below(3) == 0;
             }
             let start = rng.below(lines as u64) as usize;
@@ -168,7 +197,7 @@ mod tests {
             let expect = (start..end)
                 .filter(|&j| allowed[product[j] as usize])
                 .fold((0, 0, 0), |(n, u, c), j| (n + 1, u + qty[j], c + cents[j]));
-            match allowed_sums(&cols, &allowed, start..end) {
+            match fixed_sums(&cols, &allowed, start..end) {
                 Some(got) => {
                     assert_eq!(got, expect, "case {case}");
                     fixed += 1;

@@ -8,7 +8,8 @@
 //! window are read.
 
 use crate::lang::{CmpOp, Decimal, Measure};
-use segdex_index::chunk::{ChunkView, LineColumns, NULL_VALUE};
+use crate::line_sums::{allowed_sums, line_allowed};
+use segdex_index::chunk::{ChunkView, NULL_VALUE};
 use std::ops::Range;
 
 /// An order-attribute filter of a `where`, resolved to value ids.
@@ -275,29 +276,6 @@ fn flat_product_measures(
         units: u as i128,
         cents: c as i128,
     }
-}
-
-/// Whether line `j`'s product is allowed.
-#[inline(always)]
-fn line_allowed(cols: &LineColumns, allowed: &[bool], j: usize) -> bool {
-    allowed.get(cols.product.get(j) as usize).copied() == Some(true)
-}
-
-/// Lines, units and cents of the lines `range` whose product is allowed,
-/// summed without a branch (the sums fit i64: see `ChunkWriter::encode`).
-#[inline(always)]
-fn allowed_sums(cols: &LineColumns, allowed: &[bool], range: Range<usize>) -> (i64, i64, i64) {
-    if let Some(sums) = crate::line_sums::allowed_sums(cols, allowed, range.clone()) {
-        return sums;
-    }
-    let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
-    for j in range {
-        let take = -i64::from(line_allowed(cols, allowed, j));
-        n -= take;
-        u += cols.qty.get(j) & take;
-        c += cols.cents.get(j) & take;
-    }
-    (n, u, c)
 }
 
 /// Measures of `local` with a product filter: the lines of its kept orders
