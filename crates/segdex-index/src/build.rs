@@ -7,7 +7,7 @@
 
 use crate::chunk::{ChunkWriter, NULL_VALUE, ORDER_ATTR_COLUMNS, ORDER_ATTRS};
 use crate::dates::{Bucket, DateBucketsBuilder, DateTable};
-use crate::ids::IntIdTable;
+use crate::ids::{IntIdTable, PAGE_BITS};
 use crate::model::*;
 use crate::time::{Zone, date_of, month_day_slot, month_of};
 use crate::{IndexError, Result};
@@ -446,10 +446,17 @@ enum IdMap {
 }
 
 impl IdMap {
-    /// A map for about `expected` ids.
-    fn with_capacity(kind: IdKind, expected: u64) -> Self {
+    /// A map for about `expected` ids, those of `cols`: int ids that fill
+    /// most of their pages (auto-increment keys) are looked up in pages.
+    fn for_ids<'a>(kind: IdKind, expected: u64, cols: impl Iterator<Item = &'a IdCol>) -> Self {
         match kind {
-            IdKind::Int => IdMap::Int(IntIdTable::with_capacity(expected as usize)),
+            IdKind::Int => {
+                let pages = cols.flat_map(|c| match c {
+                    IdCol::Int(a) => a.iter().flatten().map(|k| k >> PAGE_BITS).collect(),
+                    IdCol::Str(_) => Vec::new(),
+                });
+                IdMap::Int(IntIdTable::for_pages(pages, expected as usize))
+            }
             IdKind::Str => IdMap::Str(AHashMap::new()),
         }
     }
@@ -501,7 +508,7 @@ fn read_keys(table: &Table, key: &str, kind: IdKind) -> Result<(IdMap, Vec<u8>, 
     let batches = read_table(table, &[key], |b| IdCol::read(b, 0, kind, "itself"))?;
     // Re-read positions for errors lazily: keep (file, first_row) per batch.
     let positions = read_table(table, &[key], |b| Ok((b.file.to_path_buf(), b.first_row)))?;
-    let mut map = IdMap::with_capacity(kind, table.rows);
+    let mut map = IdMap::for_ids(kind, table.rows, batches.iter());
     let mut n: u32 = 0;
     let mut int_vals: Vec<i64> = Vec::new();
     let mut str_vals: Vec<String> = Vec::new();
@@ -1106,7 +1113,7 @@ fn read_normalized(
             dicts,
         })
     })?;
-    let mut order_map = IdMap::with_capacity(order_kind, orders_t.rows);
+    let mut order_map = IdMap::for_ids(order_kind, orders_t.rows, batches.iter().map(|b| &b.ids));
     let mut orders: Vec<OrderRec> = Vec::with_capacity(orders_t.rows as usize);
     let mut attr_dicts: [Dict; 4] = Default::default();
     for (n, batch) in batches.into_iter().enumerate() {
@@ -1345,7 +1352,7 @@ fn read_denormalized(
             skips,
         })
     })?;
-    let mut keys = IdMap::with_capacity(order_kind, lines_t.rows / 2);
+    let mut keys = IdMap::for_ids(order_kind, lines_t.rows / 2, parts.iter().map(|p| &p.ids));
     let mut groups: HashMap<(u32, u32, i64, [u32; 4]), u32> = HashMap::new();
     let mut orders = Vec::new();
     let mut lines = Vec::new();
@@ -1649,37 +1656,47 @@ fn write_index(
     let (customers, cust_vals, cust_sorted, n_customers) =
         read_keys(&sources.customers, "customer_id", cust_kind)?;
     let (cplans, stored_only, customer_unindexed) = customer_plans(&sources.customers)?;
-    let customer_fields = index_table(&sources.customers, &cplans, zone, &mut w, n_customers)?;
-    let customer_ids = IdsMeta {
-        kind: cust_kind,
-        values: w.bytes(&cust_vals)?,
-        sorted: w.bytes(&cust_sorted)?,
-        count: n_customers,
-    };
-    drop((cust_vals, cust_sorted));
-    let stored = write_stored(&sources.customers, zone, &mut w, n_customers)?;
 
-    // Orders and lines.
-    progress("reading orders and lines");
-    let p = match &sources.orders {
-        Some(orders_t) => read_normalized(
-            orders_t,
-            &sources.order_lines,
-            &customers,
-            cust_kind,
-            &products,
-            prod_kind,
-            zone,
-        )?,
-        None => read_denormalized(
-            &sources.order_lines,
-            &customers,
-            cust_kind,
-            &products,
-            prod_kind,
-            zone,
-        )?,
-    };
+    // Customer fields are written while orders and lines are read: the
+    // reading needs only the id maps, and only the fields write sections,
+    // so the index is the same as when one follows the other.
+    progress("indexing customers, reading orders and lines");
+    let (customer_part, p) = rayon::join(
+        || -> Result<_> {
+            let fields = index_table(&sources.customers, &cplans, zone, &mut w, n_customers)?;
+            let ids = IdsMeta {
+                kind: cust_kind,
+                values: w.bytes(&cust_vals)?,
+                sorted: w.bytes(&cust_sorted)?,
+                count: n_customers,
+            };
+            drop((cust_vals, cust_sorted));
+            let stored = write_stored(&sources.customers, zone, &mut w, n_customers)?;
+            Ok((fields, ids, stored))
+        },
+        || match &sources.orders {
+            Some(orders_t) => read_normalized(
+                orders_t,
+                &sources.order_lines,
+                &customers,
+                cust_kind,
+                &products,
+                prod_kind,
+                zone,
+            ),
+            None => read_denormalized(
+                &sources.order_lines,
+                &customers,
+                cust_kind,
+                &products,
+                prod_kind,
+                zone,
+            ),
+        },
+    );
+    // A customer error is reported first, as when customers came first.
+    let (customer_fields, customer_ids, stored) = customer_part?;
+    let p = p?;
     drop((customers, products));
     if opts.strict && !p.skips.counts.is_empty() {
         let first: Vec<&String> = p.skips.first.values().collect();

@@ -5,18 +5,47 @@
 //! rounds to 2^27 buckets of 16 bytes (2.3 GB); this table keeps keys and
 //! values in two arrays sized for the expected count at a load of 0.8
 //! (about 15 bytes an id), with linear probing.
+//!
+//! Ids that fill most of the pages of [`PAGE`] ids they fall in
+//! (auto-increment order ids, or one increasing range per store or shard)
+//! are looked up in pages instead: a small map from page to page number,
+//! then one array of values indexed by page and offset, 4 bytes a slot.
+//! Lines refer to nearby orders, so the array access is mostly cached.
+//! [`IntIdTable::for_pages`] picks that layout when the pages hold at
+//! most [`PAGED_SLOTS_PER_ID`] slots an expected id.
 
-/// Open-addressing table `i64 → u32`; `u32::MAX` is not a storable value.
+use ahash::AHashMap;
+
+/// Open-addressing or paged table `i64 → u32`; `u32::MAX` is not a
+/// storable value.
 #[derive(Debug, Clone)]
 pub struct IntIdTable {
-    keys: Vec<i64>,
-    vals: Vec<u32>,
+    repr: Repr,
     len: usize,
 }
 
+#[derive(Debug, Clone)]
+enum Repr {
+    /// Keys and values with linear probing.
+    Hashed { keys: Vec<i64>, vals: Vec<u32> },
+    /// Values at `page_number(key >> PAGE_BITS) * PAGE + (key & (PAGE - 1))`.
+    Paged {
+        pages: AHashMap<i64, u32>,
+        vals: Vec<u32>,
+    },
+}
+
+/// log2 of the ids in one page of the paged layout.
+pub const PAGE_BITS: u32 = 12;
+/// Ids in one page of the paged layout.
+pub const PAGE: usize = 1 << PAGE_BITS;
+
 const EMPTY: u32 = u32::MAX;
 
-/// A 64-bit mix of the key (the splitmix64 finalizer).
+/// The paged layout is used when its pages hold at most this many slots
+/// per expected id (4 bytes each: no more memory than hashing).
+pub const PAGED_SLOTS_PER_ID: usize = 3;
+
 #[inline]
 fn mix(k: i64) -> u64 {
     let mut z = k as u64;
@@ -25,83 +54,161 @@ fn mix(k: i64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Where `k`'s value is in a paged table, if its page is there.
+#[inline]
+fn paged_slot(pages: &AHashMap<i64, u32>, k: i64) -> Option<usize> {
+    let n = *pages.get(&(k >> PAGE_BITS))? as usize;
+    Some(n * PAGE + (k & (PAGE as i64 - 1)) as usize)
+}
+
+#[inline]
+fn home(keys: &[i64], k: i64) -> usize {
+    ((mix(k) as u128 * keys.len() as u128) >> 64) as usize
+}
+
+#[inline]
+fn find(keys: &[i64], vals: &[u32], k: i64) -> usize {
+    let n = keys.len();
+    let mut i = home(keys, k);
+    loop {
+        if vals[i] == EMPTY || keys[i] == k {
+            return i;
+        }
+        i += 1;
+        if i == n {
+            i = 0;
+        }
+    }
+}
+
+fn hashed(expected: usize) -> Repr {
+    let slots = (expected + expected / 4).max(16);
+    Repr::Hashed {
+        keys: vec![0; slots],
+        vals: vec![EMPTY; slots],
+    }
+}
+
 impl IntIdTable {
-    /// A table for about `expected` ids (it grows past that).
+    /// A hashed table for about `expected` ids.
     pub fn with_capacity(expected: usize) -> Self {
-        let slots = (expected + expected / 4).max(16);
         Self {
-            keys: vec![0; slots],
-            vals: vec![EMPTY; slots],
+            repr: hashed(expected),
             len: 0,
         }
     }
 
-    /// Number of ids stored.
+    /// A table for about `expected` ids whose pages (`id >> PAGE_BITS`,
+    /// in any order, repeats allowed) are `pages`: paged when few enough
+    /// (see [`PAGED_SLOTS_PER_ID`]), else hashed. An id of another page can
+    /// still be inserted (the table turns hashed).
+    pub fn for_pages(pages: impl IntoIterator<Item = i64>, expected: usize) -> Self {
+        let limit = (expected * PAGED_SLOTS_PER_ID).div_ceil(PAGE).max(1);
+        let mut map = AHashMap::new();
+        let mut last = None;
+        for p in pages {
+            if last != Some(p) {
+                last = Some(p);
+                let n = map.len() as u32;
+                map.entry(p).or_insert(n);
+                if map.len() > limit {
+                    return Self::with_capacity(expected);
+                }
+            }
+        }
+        let vals = vec![EMPTY; map.len() * PAGE];
+        Self {
+            repr: Repr::Paged { pages: map, vals },
+            len: 0,
+        }
+    }
+
+    /// Whether lookups go through pages (for tests).
+    pub fn is_paged(&self) -> bool {
+        matches!(self.repr, Repr::Paged { .. })
+    }
+
+    /// Number of ids held.
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// Whether no id is stored.
+    /// Whether no id is held.
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    #[inline]
-    fn home(&self, k: i64) -> usize {
-        ((mix(k) as u128 * self.keys.len() as u128) >> 64) as usize
-    }
-
-    /// The slot holding `k`, or the empty slot where it would go.
-    #[inline]
-    fn find(&self, k: i64) -> usize {
-        let n = self.keys.len();
-        let mut i = self.home(k);
-        loop {
-            if self.vals[i] == EMPTY || self.keys[i] == k {
-                return i;
-            }
-            i += 1;
-            if i == n {
-                i = 0;
-            }
-        }
     }
 
     /// The number stored for `k`.
     #[inline]
     pub fn get(&self, k: i64) -> Option<u32> {
-        let v = self.vals[self.find(k)];
+        let v = match &self.repr {
+            Repr::Hashed { keys, vals } => vals[find(keys, vals, k)],
+            Repr::Paged { pages, vals } => vals[paged_slot(pages, k)?],
+        };
         (v != EMPTY).then_some(v)
     }
 
-    /// Stores `k → v` unless `k` is present; false if it was (the table
-    /// is unchanged then). `v` must not be `u32::MAX`.
+    /// Stores `k → v`; false (and nothing changed) if `k` is present.
     pub fn insert(&mut self, k: i64, v: u32) -> bool {
         debug_assert!(v != EMPTY);
-        if (self.len + 1) * 5 > self.keys.len() * 4 {
-            self.grow();
+        if let Repr::Paged { pages, vals } = &mut self.repr {
+            if let Some(i) = paged_slot(pages, k) {
+                if vals[i] != EMPTY {
+                    return false;
+                }
+                vals[i] = v;
+                self.len += 1;
+                return true;
+            }
+            self.rehash(self.len * 2 + 16);
         }
-        let i = self.find(k);
-        if self.vals[i] != EMPTY {
+        let slots = match &self.repr {
+            Repr::Hashed { keys, .. } => keys.len(),
+            Repr::Paged { .. } => 0,
+        };
+        if (self.len + 1) * 5 > slots * 4 {
+            self.rehash(slots * 2);
+        }
+        let Repr::Hashed { keys, vals } = &mut self.repr else {
+            unreachable!("the table was made hashed above");
+        };
+        let i = find(keys, vals, k);
+        if vals[i] != EMPTY {
             return false;
         }
-        self.keys[i] = k;
-        self.vals[i] = v;
+        keys[i] = k;
+        vals[i] = v;
         self.len += 1;
         true
     }
 
-    fn grow(&mut self) {
-        let old_keys = std::mem::take(&mut self.keys);
-        let old_vals = std::mem::take(&mut self.vals);
-        *self = Self::with_capacity(old_keys.len() * 2);
-        for (k, v) in old_keys.into_iter().zip(old_vals) {
-            if v != EMPTY {
-                let i = self.find(k);
-                self.keys[i] = k;
-                self.vals[i] = v;
-                self.len += 1;
-            }
+    /// Moves every entry into a hashed table for `expected` ids.
+    fn rehash(&mut self, expected: usize) {
+        let entries: Vec<(i64, u32)> = match &self.repr {
+            Repr::Hashed { keys, vals } => keys
+                .iter()
+                .zip(vals)
+                .filter(|(_, v)| **v != EMPTY)
+                .map(|(&k, &v)| (k, v))
+                .collect(),
+            Repr::Paged { pages, vals } => pages
+                .iter()
+                .flat_map(|(&page, &n)| {
+                    let slots = &vals[n as usize * PAGE..][..PAGE];
+                    (0..PAGE)
+                        .filter(|&o| slots[o] != EMPTY)
+                        .map(move |o| ((page << PAGE_BITS) | o as i64, slots[o]))
+                })
+                .collect(),
+        };
+        self.repr = hashed(expected.max(entries.len()));
+        let Repr::Hashed { keys, vals } = &mut self.repr else {
+            unreachable!("just made hashed");
+        };
+        for (k, v) in entries {
+            let i = find(keys, vals, k);
+            keys[i] = k;
+            vals[i] = v;
         }
     }
 }
@@ -137,5 +244,42 @@ mod tests {
         }
         assert_eq!(t.get(123_456_789_012), m.get(&123_456_789_012).copied());
         assert!(IntIdTable::with_capacity(0).get(5).is_none());
+    }
+
+    #[test]
+    fn paged_table_behaves_like_a_hash_map() {
+        // Two increasing ranges with gaps (as one per store), then ids of
+        // other pages, which turn the table hashed without losing an entry.
+        let ids: Vec<i64> = (1000..=9000i64)
+            .chain(-3_000_000_000..-2_999_990_000)
+            .filter(|k| k % 7 != 3)
+            .collect();
+        let mut t = IntIdTable::for_pages(ids.iter().map(|k| k >> PAGE_BITS), ids.len());
+        assert!(t.is_paged());
+        let mut m = HashMap::new();
+        for (n, &k) in ids.iter().enumerate() {
+            assert!(t.insert(k, n as u32));
+            m.insert(k, n as u32);
+        }
+        assert!(!t.insert(1000, 77), "a duplicate is refused");
+        assert!(t.is_paged());
+        for k in [999, 9001, 1004, -2_999_990_001, 1 << 40, i64::MIN, i64::MAX] {
+            assert_eq!(t.get(k), m.get(&k).copied(), "get {k}");
+        }
+        for (n, k) in [i64::MIN, -5, 1 << 40, i64::MAX].into_iter().enumerate() {
+            assert!(t.insert(k, 100_000 + n as u32), "insert {k}");
+            m.insert(k, 100_000 + n as u32);
+        }
+        assert!(!t.is_paged());
+        assert!(!t.insert(2000, 1), "still refused after the change");
+        assert_eq!(t.len(), m.len());
+        for (&k, &v) in &m {
+            assert_eq!(t.get(k), Some(v));
+        }
+        assert_eq!(t.get(1004), None, "a gap stays empty");
+        // Ids spread over too many pages for their count are hashed.
+        let spread: Vec<i64> = (0..1000).map(|i| i << 20).collect();
+        assert!(!IntIdTable::for_pages(spread.iter().map(|k| k >> PAGE_BITS), 1000).is_paged());
+        assert!(IntIdTable::for_pages([5 >> PAGE_BITS], 1).is_paged());
     }
 }

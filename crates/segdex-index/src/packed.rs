@@ -25,26 +25,57 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 pub fn encode(values: &[i64], out: &mut Vec<u8>) {
     let base = values.iter().copied().min().unwrap_or(0);
     let diff = |v: i64| (v as i128 - base as i128) as u64;
-    let scale = values.iter().fold(0u64, |g, &v| gcd(g, diff(v)));
+    // The gcd of the differences; once it is 1 it stays 1.
+    let mut scale = 0u64;
+    for &v in values {
+        scale = gcd(scale, diff(v));
+        if scale == 1 {
+            break;
+        }
+    }
     // A span of zero (all equal) or a scale that does not fit i64 keeps 1.
     let scale = if scale == 0 || scale > i64::MAX as u64 {
         1
     } else {
         scale
     };
-    let span = values.iter().map(|&v| diff(v) / scale).max().unwrap_or(0);
+    let span = values.iter().map(|&v| diff(v)).max().unwrap_or(0) / scale;
     let width = (64 - span.leading_zeros()).div_ceil(8) as usize;
+    out.reserve(HEADER + values.len() * width + SLACK + 8);
     out.extend_from_slice(&(values.len() as u64).to_le_bytes());
     out.extend_from_slice(&base.to_le_bytes());
     out.extend_from_slice(&(scale as i64).to_le_bytes());
     out.push(width as u8);
     out.extend_from_slice(&[0u8; 7]);
-    for &v in values {
-        out.extend_from_slice(&(diff(v) / scale).to_le_bytes()[..width]);
+    match width {
+        0 => {}
+        1 => put::<1>(values, base, scale, out),
+        2 => put::<2>(values, base, scale, out),
+        3 => put::<3>(values, base, scale, out),
+        4 => put::<4>(values, base, scale, out),
+        5 => put::<5>(values, base, scale, out),
+        6 => put::<6>(values, base, scale, out),
+        7 => put::<7>(values, base, scale, out),
+        _ => put::<8>(values, base, scale, out),
     }
     out.extend_from_slice(&[0u8; SLACK]);
     while !out.len().is_multiple_of(8) {
         out.push(0);
+    }
+}
+
+/// Appends `(v - base) / scale` of each value in its low `W` bytes, with
+/// the width and (when the scale is 1) the division known at compile time.
+fn put<const W: usize>(values: &[i64], base: i64, scale: u64, out: &mut Vec<u8>) {
+    let diff = |v: i64| (v as i128 - base as i128) as u64;
+    if scale == 1 {
+        for &v in values {
+            out.extend_from_slice(&diff(v).to_le_bytes()[..W]);
+        }
+    } else {
+        for &v in values {
+            out.extend_from_slice(&(diff(v) / scale).to_le_bytes()[..W]);
+        }
     }
 }
 
