@@ -335,8 +335,8 @@ fn product_plans(table: &Table) -> Result<Plans> {
 /// Assigns dense codes to categorical values in first-seen order.
 #[derive(Default)]
 struct Dict {
-    strs: HashMap<String, u32>,
-    ints: HashMap<i64, u32>,
+    strs: AHashMap<String, u32>,
+    ints: AHashMap<i64, u32>,
     values: Vec<Value>,
 }
 
@@ -1431,20 +1431,73 @@ struct PurchaseShape<'a> {
     first_day: i32,
     /// Month of each day from `first_day`.
     month_table: &'a [i32],
+    /// Position of each day's month among the months from the first
+    /// day's (`month_table[d] - month_table[0]`).
+    month_slots: &'a [u32],
+    /// Months from the first day's month to the last day's.
+    n_months: u64,
     /// Sorted value id of each order attribute's dictionary code (one code
     /// per value).
     attr_remaps: &'a [Vec<u32>],
 }
 
-/// Customers per product, product-month, day and order attribute value,
+/// Customers per product-month of one chunk, as groups of chunk-local
+/// rows (ascending) keyed by `product × n_months + month slot`
+/// (ascending). Gathered as one list of keys sorted once per chunk, so
+/// the pass over the lines appends to one vector; 2 bytes a row.
+#[derive(Default)]
+struct ProductMonths {
+    /// The chunk's first row.
+    first_row: u32,
+    /// (key, end of the group's rows in `rows`), by key.
+    groups: Vec<(u64, u32)>,
+    rows: Vec<u16>,
+}
+
+impl ProductMonths {
+    /// From keys `(product × n_months + month slot) << 16 | local row`,
+    /// in any order with repeats.
+    fn from_keys(first_row: u32, mut keys: Vec<u64>) -> Self {
+        keys.sort_unstable();
+        keys.dedup();
+        let mut pm = ProductMonths {
+            first_row,
+            groups: Vec::new(),
+            rows: Vec::with_capacity(keys.len()),
+        };
+        for k in keys {
+            let slot = k >> 16;
+            if pm.groups.last().is_some_and(|g| g.0 != slot) {
+                pm.groups.last_mut().expect("a group").1 = pm.rows.len() as u32;
+            }
+            if pm.groups.last().is_none_or(|g| g.0 != slot) {
+                pm.groups.push((slot, 0));
+            }
+            pm.rows.push(k as u16);
+        }
+        if let Some(g) = pm.groups.last_mut() {
+            g.1 = pm.rows.len() as u32;
+        }
+        pm
+    }
+
+    /// The rows (global, ascending) of group `g`.
+    fn group_rows(&self, g: usize) -> impl Iterator<Item = u32> + '_ {
+        let start = if g == 0 {
+            0
+        } else {
+            self.groups[g - 1].1 as usize
+        };
+        self.rows[start..self.groups[g].1 as usize]
+            .iter()
+            .map(|&r| self.first_row + r as u32)
+    }
+}
+
+/// Customers per product, day and order attribute value,
 /// of one chunk (as ascending row lists, `T = Vec<u32>`) or, merged in
 /// chunk order, of all of them (`T = Bitmap`).
 struct PurchaseSets<T> {
-    /// Customers per product-month are sparse (117k lists at 2,400
-    /// products): plain row lists even when merged. The others are dense
-    /// enough for roaring (at 10M customers they take ~400M rows; as lists,
-    /// 4 bytes a row plus growth slack).
-    prod_month: AHashMap<(u32, i32), Vec<u32>>,
     prod_all: Vec<T>,
     any_day: Vec<T>,
     any_all: T,
@@ -1455,7 +1508,6 @@ struct PurchaseSets<T> {
 impl<T: Default + Clone> PurchaseSets<T> {
     fn new(shape: &PurchaseShape) -> Self {
         PurchaseSets {
-            prod_month: AHashMap::new(),
             prod_all: vec![T::default(); shape.n_products],
             any_day: vec![T::default(); shape.month_table.len()],
             any_all: T::default(),
@@ -1485,7 +1537,6 @@ impl PurchaseSets<Vec<u32>> {
         let one = |rows: Vec<u32>| Bitmap::from_sorted_iter(rows).expect("ascending rows");
         let all = |lists: Vec<Vec<u32>>| lists.into_iter().map(one).collect::<Vec<_>>();
         PurchaseSets {
-            prod_month: self.prod_month,
             prod_all: all(self.prod_all),
             any_day: all(self.any_day),
             any_all: one(self.any_all),
@@ -1513,9 +1564,6 @@ impl PurchaseSets<Bitmap> {
             union(into, from);
         }
         self.any_all |= later.any_all;
-        for (k, rows) in later.prod_month {
-            self.prod_month.entry(k).or_default().extend(rows);
-        }
     }
 }
 
@@ -1526,6 +1574,7 @@ struct ChunkPart {
     kept_orders: u64,
     orders_without_lines: u64,
     bitmaps: PurchaseSets<Bitmap>,
+    product_months: ProductMonths,
 }
 
 /// Builds the line store and the purchase bitmaps of the customers `rows`
@@ -1539,6 +1588,8 @@ fn chunk_part(
     shape: &PurchaseShape,
 ) -> Result<ChunkPart> {
     let mut b = PurchaseSets::<Vec<u32>>::new(shape);
+    let first_row = rows.start;
+    let mut month_keys: Vec<u64> = Vec::with_capacity(lines.len());
     // Rows come in ascending order; `push_row` keeps one of a customer's
     // several orders.
     let mut cw = ChunkWriter::default();
@@ -1584,13 +1635,16 @@ fn chunk_part(
                         push_row(&mut b.attr_rows[a][v as usize], row);
                     }
                 }
-                let month = shape.month_table[day_i];
+                let month_key = |product: u32| {
+                    ((product as u64 * shape.n_months + shape.month_slots[day_i] as u64) << 16)
+                        | (row - first_row) as u64
+                };
                 for l in &lines[start..li] {
                     cw.line_product.push(l.product as i64);
                     cw.line_qty.push(l.qty as i64);
                     cw.line_cents.push(l.cents);
                     push_row(&mut b.prod_all[l.product as usize], row);
-                    push_row(b.prod_month.entry((l.product, month)).or_default(), row);
+                    month_keys.push(month_key(l.product));
                 }
             } else {
                 orders_without_lines += 1;
@@ -1605,6 +1659,7 @@ fn chunk_part(
         kept_orders,
         orders_without_lines,
         bitmaps: b.into_bitmaps(),
+        product_months: ProductMonths::from_keys(first_row, month_keys),
     })
 }
 
@@ -1782,11 +1837,25 @@ fn write_index(
     let month_table: Vec<i32> = (0..n_days)
         .map(|i| month_of(first_day + i as i32))
         .collect();
+    let month_slots: Vec<u32> = month_table
+        .iter()
+        .map(|m| (m - month_table[0]) as u32)
+        .collect();
+    let n_months = month_slots.last().map_or(0, |&s| s as u64 + 1);
+    // Product-month keys hold the local row in 16 bits (CHUNK_ROWS = 2^16)
+    // and `product × n_months + month` in the other 48.
+    if (n_products as u64).saturating_mul(n_months) >= 1 << 48 {
+        return Err(IndexError::Invalid(format!(
+            "{n_products} products over {n_months} months of orders: too many product-months"
+        )));
+    }
 
     let shape = PurchaseShape {
         n_products: n_products as usize,
         first_day,
         month_table: &month_table,
+        month_slots: &month_slots,
+        n_months,
         attr_remaps: &attr_remaps,
     };
     let mut bitmaps = PurchaseSets::<Bitmap>::new(&shape);
@@ -1804,6 +1873,7 @@ fn write_index(
         })
         .collect();
     let mut chunk_sections = Vec::with_capacity(n_chunks);
+    let mut product_months: Vec<ProductMonths> = Vec::with_capacity(n_chunks);
     let mut kept_orders = 0u64;
     let wave = rayon::current_num_threads().max(1);
     let build_wave = |first: usize| -> Result<Vec<ChunkPart>> {
@@ -1823,6 +1893,7 @@ fn write_index(
             kept_orders += part.kept_orders;
             summary.orders_without_lines += part.orders_without_lines;
             bitmaps.merge(part.bitmaps);
+            product_months.push(part.product_months);
         }
         Ok(())
     };
@@ -1852,7 +1923,6 @@ fn write_index(
     progress("writing purchase bitmaps");
     let PurchaseSets {
         prod_all,
-        prod_month,
         any_day,
         any_all,
         attr_rows,
@@ -1863,26 +1933,58 @@ fn write_index(
         all_time_sections.extend_from_slice(&w.bitmap(rows)?.to_le_bytes());
     }
     drop(prod_all);
-    let mut by_product: Vec<Vec<(i32, Vec<u32>)>> = vec![Vec::new(); n_products as usize];
-    for ((p, m), rows) in prod_month {
-        by_product[p as usize].push((m, rows));
-    }
+    // Each product-month's rows from every chunk, by product then month:
+    // the chunks' groups merged by (key, chunk).
     let mut month_index: Vec<u8> = Vec::new();
     let mut entries: Vec<u8> = Vec::new();
     let mut count = 0u32;
-    for months in &mut by_product {
-        month_index.extend_from_slice(&count.to_le_bytes());
-        months.sort_by_key(|e| e.0);
-        for (m, rows) in months.iter() {
-            let s = w.rows(rows)?;
-            entries.extend_from_slice(&m.to_le_bytes());
-            entries.extend_from_slice(&s.to_le_bytes());
-            count += 1;
+    let mut next_product = 0u64;
+    let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, usize)>> =
+        product_months
+            .iter()
+            .enumerate()
+            .filter(|(_, pm)| !pm.groups.is_empty())
+            .map(|(c, pm)| std::cmp::Reverse((pm.groups[0].0, c, 0)))
+            .collect();
+    while let Some(&std::cmp::Reverse((key, _, _))) = heads.peek() {
+        let mut parts = Vec::new();
+        while let Some(&std::cmp::Reverse((k, c, g))) = heads.peek()
+            && k == key
+        {
+            heads.pop();
+            parts.push((c, g));
+            if g + 1 < product_months[c].groups.len() {
+                heads.push(std::cmp::Reverse((
+                    product_months[c].groups[g + 1].0,
+                    c,
+                    g + 1,
+                )));
+            }
         }
+        let (product, slot) = (key / n_months, key % n_months);
+        while next_product <= product {
+            month_index.extend_from_slice(&count.to_le_bytes());
+            next_product += 1;
+        }
+        let rows = Bitmap::from_sorted_iter(
+            parts
+                .iter()
+                .flat_map(|&(c, g)| product_months[c].group_rows(g)),
+        )
+        .map_err(|_| IndexError::Invalid("internal: product-month rows out of order".into()))?;
+        let section = w.bitmap(&rows)?;
+        let month = month_table[0] + slot as i32;
+        entries.extend_from_slice(&month.to_le_bytes());
+        entries.extend_from_slice(&section.to_le_bytes());
+        count += 1;
+    }
+    while next_product < n_products as u64 {
+        month_index.extend_from_slice(&count.to_le_bytes());
+        next_product += 1;
     }
     month_index.extend_from_slice(&count.to_le_bytes());
     month_index.extend_from_slice(&entries);
-    drop(by_product);
+    drop(product_months);
     let product_all_time = w.bytes(&all_time_sections)?;
     let product_months = w.bytes(&month_index)?;
     let any_day_sections = any_day
