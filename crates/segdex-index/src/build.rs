@@ -600,9 +600,23 @@ impl Writer {
     }
 }
 
+/// Buffers of [`write_field`] kept from one field to the next: a numeric
+/// field's keys take 32 bytes a row, and memory freed and allocated again
+/// is faulted in and zeroed by the kernel again.
+#[derive(Default)]
+struct FieldScratch {
+    keys: Vec<(u32, i128)>,
+    nulls: Vec<u32>,
+}
+
 /// Builds one field from its normalised batches (row numbers follow batch
 /// order).
-fn write_field(plan: &Plan, batches: &[&Norm], w: &mut Writer) -> Result<Field> {
+fn write_field(
+    plan: &Plan,
+    batches: &[&Norm],
+    w: &mut Writer,
+    scratch: &mut FieldScratch,
+) -> Result<Field> {
     let mut field = Field {
         name: plan.name.clone(),
         source: plan.source.clone(),
@@ -615,7 +629,8 @@ fn write_field(plan: &Plan, batches: &[&Norm], w: &mut Writer) -> Result<Field> 
         month_day_sections: Vec::new(),
         int_values: plan.conv == Conv::Int,
     };
-    let mut nulls: Vec<u32> = Vec::new();
+    let nulls = &mut scratch.nulls;
+    nulls.clear();
     let mut row: u32 = 0;
     match plan.kind {
         FieldKind::Categorical | FieldKind::Flag | FieldKind::Multi => {
@@ -699,7 +714,8 @@ fn write_field(plan: &Plan, batches: &[&Norm], w: &mut Writer) -> Result<Field> 
             field.value_sections = sections;
         }
         FieldKind::Numeric | FieldKind::Date => {
-            let mut keys: Vec<(u32, i128)> = Vec::new();
+            let keys = &mut scratch.keys;
+            keys.clear();
             let mut md: Vec<Vec<u32>> = if plan.kind == FieldKind::Date {
                 vec![Vec::new(); 366]
             } else {
@@ -738,13 +754,13 @@ fn write_field(plan: &Plan, batches: &[&Norm], w: &mut Writer) -> Result<Field> 
             }
             if plan.kind == FieldKind::Date {
                 field.month_day_sections = md.iter().map(|r| w.rows(r)).collect::<Result<_>>()?;
-                field.dates = Some(write_date_buckets(&keys, w)?);
+                field.dates = Some(write_date_buckets(keys, w)?);
             } else {
-                field.bsi = Some(write_bsi(plan, &keys, w)?);
+                field.bsi = Some(write_bsi(plan, keys, w)?);
             }
         }
     }
-    field.null_section = w.rows(&nulls)?;
+    field.null_section = w.rows(nulls)?;
     Ok(field)
 }
 
@@ -849,12 +865,13 @@ fn index_table(
             table.location.display()
         )));
     }
+    let mut scratch = FieldScratch::default();
     plans
         .iter()
         .enumerate()
         .map(|(i, p)| {
             let cols: Vec<&Norm> = batches.iter().map(|b| &b[i]).collect();
-            write_field(p, &cols, w)
+            write_field(p, &cols, w, &mut scratch)
         })
         .collect()
 }
