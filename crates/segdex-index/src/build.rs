@@ -876,6 +876,25 @@ fn index_table(
         .collect()
 }
 
+/// Writes a keyed table's fields, then its id sections from `read_keys`
+/// (`(kind, values, sorted, count)`).
+fn write_keyed_table(
+    table: &Table,
+    plans: &[Plan],
+    zone: &Zone,
+    w: &mut Writer,
+    (kind, values, sorted, count): (IdKind, Vec<u8>, Vec<u8>, u32),
+) -> Result<(Vec<Field>, IdsMeta)> {
+    let fields = index_table(table, plans, zone, w, count)?;
+    let ids = IdsMeta {
+        kind,
+        values: w.bytes(&values)?,
+        sorted: w.bytes(&sorted)?,
+        count,
+    };
+    Ok((fields, ids))
+}
+
 fn norm_len(n: &Norm) -> usize {
     match n {
         Norm::Str(a) => a.len(),
@@ -1062,15 +1081,17 @@ struct Purchases {
     skips: Skips,
 }
 
-fn read_normalized(
-    orders_t: &Table,
-    lines_t: &Table,
-    customers: &IdMap,
+/// What reading orders and lines looks ids and instants up in.
+#[derive(Clone, Copy)]
+struct Lookups<'a> {
+    customers: &'a IdMap,
     cust_kind: IdKind,
-    products: &IdMap,
+    products: &'a IdMap,
     prod_kind: IdKind,
-    zone: &Zone,
-) -> Result<Purchases> {
+    zone: &'a Zone,
+}
+
+fn read_normalized(orders_t: &Table, lines_t: &Table, look: Lookups<'_>) -> Result<Purchases> {
     let order_kind = id_kind(orders_t, "order_id")?;
     let attrs = order_attr_columns(orders_t)?;
     let mut names = vec!["order_id", "customer_id", "ordered_at"];
@@ -1088,12 +1109,12 @@ fn read_normalized(
     }
     let batches = read_table(orders_t, &names, |b| {
         let ids = IdCol::read(b, 0, order_kind, "order_id")?;
-        let cust = IdCol::read(b, 1, cust_kind, "customers.customer_id")?;
+        let cust = IdCol::read(b, 1, look.cust_kind, "customers.customer_id")?;
         let ns = col(b, 2).instants_ns()?;
         let norms = attrs
             .iter()
             .enumerate()
-            .map(|(k, a)| normalize(b, 3 + k, a.2, zone))
+            .map(|(k, a)| normalize(b, 3 + k, a.2, look.zone))
             .collect::<Result<Vec<_>>>()?;
         let mut dicts: [Dict; 4] = Default::default();
         let recs = (0..ids.len())
@@ -1102,7 +1123,7 @@ fn read_normalized(
                 for (k, a) in attrs.iter().enumerate() {
                     a4[a.0] = code_attr(&mut dicts[a.0], &norms[k], i);
                 }
-                let cust = customers.get(&cust, i).unwrap_or(u32::MAX);
+                let cust = look.customers.get(&cust, i).unwrap_or(u32::MAX);
                 // Orders that cannot hold lines: unknown customer or null instant.
                 let flaw = if cust == u32::MAX {
                     1
@@ -1114,7 +1135,7 @@ fn read_normalized(
                 OrderRec {
                     cust,
                     key: 0,
-                    day: ns[i].map_or(0, |t| zone.local_day(t)),
+                    day: ns[i].map_or(0, |t| look.zone.local_day(t)),
                     flaw,
                     ns: ns[i].unwrap_or(0),
                     attrs: a4,
@@ -1189,7 +1210,7 @@ fn read_normalized(
         &["order_id", "product_id", "quantity", "line_total"],
         |b| {
             let ids = IdCol::read(b, 0, order_kind, "orders.order_id")?;
-            let prods = IdCol::read(b, 1, prod_kind, "products.product_id")?;
+            let prods = IdCol::read(b, 1, look.prod_kind, "products.product_id")?;
             let qty = col(b, 2).int64()?;
             let cents = col(b, 3).cents()?;
             let mut skips = Skips::default();
@@ -1203,7 +1224,7 @@ fn read_normalized(
                     skips.skip(flaw, b, i, 0, ids.show(i));
                     continue;
                 }
-                let Some(p) = products.get(&prods, i) else {
+                let Some(p) = look.products.get(&prods, i) else {
                     skips.skip(UNKNOWN_PRODUCT, b, i, 1, prods.show(i));
                     continue;
                 };
@@ -1266,14 +1287,7 @@ fn release_free_memory() {
     }
 }
 
-fn read_denormalized(
-    lines_t: &Table,
-    customers: &IdMap,
-    cust_kind: IdKind,
-    products: &IdMap,
-    prod_kind: IdKind,
-    zone: &Zone,
-) -> Result<Purchases> {
+fn read_denormalized(lines_t: &Table, look: Lookups<'_>) -> Result<Purchases> {
     lines_t.require("customer_id")?;
     lines_t.require("ordered_at")?;
     let order_kind = id_kind(lines_t, "order_id")?;
@@ -1301,15 +1315,15 @@ fn read_denormalized(
     }
     let parts = read_table(lines_t, &names, |b| {
         let ids = IdCol::read(b, 0, order_kind, "order_id")?;
-        let prods = IdCol::read(b, 1, prod_kind, "products.product_id")?;
+        let prods = IdCol::read(b, 1, look.prod_kind, "products.product_id")?;
         let qty = col(b, 2).int64()?;
         let cents = col(b, 3).cents()?;
-        let custs = IdCol::read(b, 4, cust_kind, "customers.customer_id")?;
+        let custs = IdCol::read(b, 4, look.cust_kind, "customers.customer_id")?;
         let ns = col(b, 5).instants_ns()?;
         let norms = attrs
             .iter()
             .enumerate()
-            .map(|(k, a)| normalize(b, 6 + k, a.2, zone))
+            .map(|(k, a)| normalize(b, 6 + k, a.2, look.zone))
             .collect::<Result<Vec<_>>>()?;
         let n = ids.len();
         let mut skips = Skips::default();
@@ -1321,7 +1335,7 @@ fn read_denormalized(
                 skips.skip(UNKNOWN_ORDER, b, i, 0, ids.show(i));
                 continue;
             }
-            let Some(c) = customers.get(&custs, i) else {
+            let Some(c) = look.customers.get(&custs, i) else {
                 skips.skip(UNKNOWN_CUSTOMER, b, i, 4, custs.show(i));
                 continue;
             };
@@ -1329,7 +1343,7 @@ fn read_denormalized(
                 skips.skip(NULL_ORDERED_AT, b, i, 5, "null".into());
                 continue;
             }
-            let Some(p) = products.get(&prods, i) else {
+            let Some(p) = look.products.get(&prods, i) else {
                 skips.skip(UNKNOWN_PRODUCT, b, i, 1, prods.show(i));
                 continue;
             };
@@ -1345,7 +1359,7 @@ fn read_denormalized(
         }
         let days = ns
             .iter()
-            .map(|v| v.map_or(0, |t| zone.local_day(t)))
+            .map(|v| v.map_or(0, |t| look.zone.local_day(t)))
             .collect();
         let qty = (0..n)
             .map(|i| {
@@ -1484,12 +1498,14 @@ impl ProductMonths {
         };
         for k in keys {
             let slot = k >> 16;
-            if pm.groups.last().is_some_and(|g| g.0 != slot) {
-                pm.groups.last_mut().expect("a group").1 = pm.rows.len() as u32;
-            }
             if pm.groups.last().is_none_or(|g| g.0 != slot) {
+                // Close the previous group where the new one starts.
+                if let Some(g) = pm.groups.last_mut() {
+                    g.1 = pm.rows.len() as u32;
+                }
                 pm.groups.push((slot, 0));
             }
+            // The low 16 bits: the local row (a chunk has CHUNK_ROWS = 2^16).
             pm.rows.push(k as u16);
         }
         if let Some(g) = pm.groups.last_mut() {
@@ -1766,14 +1782,9 @@ fn write_index(
     let (products, prod_vals, prod_sorted, n_products) =
         read_keys(&sources.products, "product_id", prod_kind)?;
     let (pplans, _pstored, product_unindexed) = product_plans(&sources.products)?;
-    let product_fields = index_table(&sources.products, &pplans, zone, &mut w, n_products)?;
-    let product_ids = IdsMeta {
-        kind: prod_kind,
-        values: w.bytes(&prod_vals)?,
-        sorted: w.bytes(&prod_sorted)?,
-        count: n_products,
-    };
-    drop((prod_vals, prod_sorted));
+    let keys = (prod_kind, prod_vals, prod_sorted, n_products);
+    let (product_fields, product_ids) =
+        write_keyed_table(&sources.products, &pplans, zone, &mut w, keys)?;
 
     // Customers.
     progress("reading customers");
@@ -1788,35 +1799,23 @@ fn write_index(
     progress("indexing customers, reading orders and lines");
     let (customer_part, p) = rayon::join(
         || -> Result<_> {
-            let fields = index_table(&sources.customers, &cplans, zone, &mut w, n_customers)?;
-            let ids = IdsMeta {
-                kind: cust_kind,
-                values: w.bytes(&cust_vals)?,
-                sorted: w.bytes(&cust_sorted)?,
-                count: n_customers,
-            };
-            drop((cust_vals, cust_sorted));
+            let keys = (cust_kind, cust_vals, cust_sorted, n_customers);
+            let (fields, ids) = write_keyed_table(&sources.customers, &cplans, zone, &mut w, keys)?;
             let stored = write_stored(&sources.customers, zone, &mut w, n_customers)?;
             Ok((fields, ids, stored))
         },
-        || match &sources.orders {
-            Some(orders_t) => read_normalized(
-                orders_t,
-                &sources.order_lines,
-                &customers,
+        || {
+            let look = Lookups {
+                customers: &customers,
                 cust_kind,
-                &products,
+                products: &products,
                 prod_kind,
                 zone,
-            ),
-            None => read_denormalized(
-                &sources.order_lines,
-                &customers,
-                cust_kind,
-                &products,
-                prod_kind,
-                zone,
-            ),
+            };
+            match &sources.orders {
+                Some(orders_t) => read_normalized(orders_t, &sources.order_lines, look),
+                None => read_denormalized(&sources.order_lines, look),
+            }
         },
     );
     // A customer error is reported first, as when customers came first.
