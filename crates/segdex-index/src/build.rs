@@ -19,7 +19,8 @@ use segdex_bitmap::{Bitmap, BsiBuilder, SectionWriter};
 use segdex_ingest::columns::{ValueClass, classify, col};
 use segdex_ingest::tables::{Batch, Column, Table};
 use segdex_ingest::{IngestError, Mapping, Sources};
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -505,14 +506,19 @@ impl IdMap {
 /// Reads a key column into an id dictionary in row order, refusing nulls
 /// and duplicates. Returns the map and the ids' section bytes.
 fn read_keys(table: &Table, key: &str, kind: IdKind) -> Result<(IdMap, Vec<u8>, Vec<u8>, u32)> {
-    let batches = read_table(table, &[key], |b| IdCol::read(b, 0, kind, "itself"))?;
-    // Re-read positions for errors lazily: keep (file, first_row) per batch.
-    let positions = read_table(table, &[key], |b| Ok((b.file.to_path_buf(), b.first_row)))?;
-    let mut map = IdMap::for_ids(kind, table.rows, batches.iter());
+    // Each batch's ids with its file and first row, for error messages.
+    let batches = read_table(table, &[key], |b| {
+        Ok((
+            IdCol::read(b, 0, kind, "itself")?,
+            b.file.to_path_buf(),
+            b.first_row,
+        ))
+    })?;
+    let mut map = IdMap::for_ids(kind, table.rows, batches.iter().map(|b| &b.0));
     let mut n: u32 = 0;
     let mut int_vals: Vec<i64> = Vec::new();
     let mut str_vals: Vec<String> = Vec::new();
-    for (ids, (file, first_row)) in batches.iter().zip(&positions) {
+    for (ids, file, first_row) in &batches {
         for i in 0..ids.len() {
             let err = |message: &str| {
                 IndexError::Ingest(IngestError::BadValue {
@@ -1460,10 +1466,8 @@ fn permute_in_place<T>(items: &mut [T], mut perm: Vec<u32>) {
 struct PurchaseShape<'a> {
     n_products: usize,
     first_day: i32,
-    /// Month of each day from `first_day`.
-    month_table: &'a [i32],
-    /// Position of each day's month among the months from the first
-    /// day's (`month_table[d] - month_table[0]`).
+    /// Each day's month (from `first_day`), counted from the first day's
+    /// month.
     month_slots: &'a [u32],
     /// Months from the first day's month to the last day's.
     n_months: u64,
@@ -1542,7 +1546,7 @@ impl<T: Default + Clone> PurchaseSets<T> {
     fn new(shape: &PurchaseShape) -> Self {
         PurchaseSets {
             prod_all: vec![T::default(); shape.n_products],
-            any_day: vec![T::default(); shape.month_table.len()],
+            any_day: vec![T::default(); shape.month_slots.len()],
             any_all: T::default(),
             attr_rows: shape
                 .attr_remaps
@@ -1749,6 +1753,64 @@ fn order_permutation(orders: &[OrderRec], first_ns: &[i64], n_customers: u32) ->
     perm
 }
 
+/// Writes each product-month's customers from every chunk (the chunks'
+/// groups merged by key, then chunk) and returns the product-month index:
+/// per product the number of entries before it, one more such count, then
+/// the `(month, section)` entries by product and month.
+fn write_product_months(
+    chunks: &[ProductMonths],
+    n_products: u64,
+    n_months: u64,
+    first_month: i32,
+    w: &mut Writer,
+) -> Result<Vec<u8>> {
+    let mut month_index: Vec<u8> = Vec::new();
+    let mut entries: Vec<u8> = Vec::new();
+    let mut count = 0u32;
+    let mut next_product = 0u64;
+    // (key, chunk, group) of each chunk's next group.
+    let mut heads: BinaryHeap<Reverse<(u64, usize, usize)>> = chunks
+        .iter()
+        .enumerate()
+        .filter(|(_, pm)| !pm.groups.is_empty())
+        .map(|(c, pm)| Reverse((pm.groups[0].0, c, 0)))
+        .collect();
+    while let Some(&Reverse((key, _, _))) = heads.peek() {
+        let mut parts = Vec::new();
+        while let Some(&Reverse((k, c, g))) = heads.peek()
+            && k == key
+        {
+            heads.pop();
+            parts.push((c, g));
+            if let Some(next) = chunks[c].groups.get(g + 1) {
+                heads.push(Reverse((next.0, c, g + 1)));
+            }
+        }
+        let (product, slot) = (key / n_months, key % n_months);
+        while next_product <= product {
+            month_index.extend_from_slice(&count.to_le_bytes());
+            next_product += 1;
+        }
+        let rows =
+            Bitmap::from_sorted_iter(parts.iter().flat_map(|&(c, g)| chunks[c].group_rows(g)))
+                .map_err(|_| {
+                    IndexError::Invalid("internal: product-month rows out of order".into())
+                })?;
+        let section = w.bitmap(&rows)?;
+        let month = first_month + slot as i32;
+        entries.extend_from_slice(&month.to_le_bytes());
+        entries.extend_from_slice(&section.to_le_bytes());
+        count += 1;
+    }
+    while next_product < n_products {
+        month_index.extend_from_slice(&count.to_le_bytes());
+        next_product += 1;
+    }
+    month_index.extend_from_slice(&count.to_le_bytes());
+    month_index.extend_from_slice(&entries);
+    Ok(month_index)
+}
+
 fn write_index(
     sources: &Sources,
     dir: &Path,
@@ -1899,12 +1961,9 @@ fn write_index(
     } else {
         (last_day - first_day + 1) as usize
     };
-    let month_table: Vec<i32> = (0..n_days)
-        .map(|i| month_of(first_day + i as i32))
-        .collect();
-    let month_slots: Vec<u32> = month_table
-        .iter()
-        .map(|m| (m - month_table[0]) as u32)
+    let first_month = month_of(first_day);
+    let month_slots: Vec<u32> = (0..n_days)
+        .map(|i| (month_of(first_day + i as i32) - first_month) as u32)
         .collect();
     let n_months = month_slots.last().map_or(0, |&s| s as u64 + 1);
     // Product-month keys hold the local row in 16 bits (CHUNK_ROWS = 2^16)
@@ -1918,7 +1977,6 @@ fn write_index(
     let shape = PurchaseShape {
         n_products: n_products as usize,
         first_day,
-        month_table: &month_table,
         month_slots: &month_slots,
         n_months,
         attr_remaps: &attr_remaps,
@@ -1998,57 +2056,13 @@ fn write_index(
         all_time_sections.extend_from_slice(&w.bitmap(rows)?.to_le_bytes());
     }
     drop(prod_all);
-    // Each product-month's rows from every chunk, by product then month:
-    // the chunks' groups merged by (key, chunk).
-    let mut month_index: Vec<u8> = Vec::new();
-    let mut entries: Vec<u8> = Vec::new();
-    let mut count = 0u32;
-    let mut next_product = 0u64;
-    let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, usize)>> =
-        product_months
-            .iter()
-            .enumerate()
-            .filter(|(_, pm)| !pm.groups.is_empty())
-            .map(|(c, pm)| std::cmp::Reverse((pm.groups[0].0, c, 0)))
-            .collect();
-    while let Some(&std::cmp::Reverse((key, _, _))) = heads.peek() {
-        let mut parts = Vec::new();
-        while let Some(&std::cmp::Reverse((k, c, g))) = heads.peek()
-            && k == key
-        {
-            heads.pop();
-            parts.push((c, g));
-            if g + 1 < product_months[c].groups.len() {
-                heads.push(std::cmp::Reverse((
-                    product_months[c].groups[g + 1].0,
-                    c,
-                    g + 1,
-                )));
-            }
-        }
-        let (product, slot) = (key / n_months, key % n_months);
-        while next_product <= product {
-            month_index.extend_from_slice(&count.to_le_bytes());
-            next_product += 1;
-        }
-        let rows = Bitmap::from_sorted_iter(
-            parts
-                .iter()
-                .flat_map(|&(c, g)| product_months[c].group_rows(g)),
-        )
-        .map_err(|_| IndexError::Invalid("internal: product-month rows out of order".into()))?;
-        let section = w.bitmap(&rows)?;
-        let month = month_table[0] + slot as i32;
-        entries.extend_from_slice(&month.to_le_bytes());
-        entries.extend_from_slice(&section.to_le_bytes());
-        count += 1;
-    }
-    while next_product < n_products as u64 {
-        month_index.extend_from_slice(&count.to_le_bytes());
-        next_product += 1;
-    }
-    month_index.extend_from_slice(&count.to_le_bytes());
-    month_index.extend_from_slice(&entries);
+    let month_index = write_product_months(
+        &product_months,
+        n_products as u64,
+        n_months,
+        first_month,
+        &mut w,
+    )?;
     drop(product_months);
     let product_all_time = w.bytes(&all_time_sections)?;
     let product_months = w.bytes(&month_index)?;

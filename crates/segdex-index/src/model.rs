@@ -243,6 +243,14 @@ pub struct PurchasesMeta {
     pub order_attrs: Vec<Field>,
 }
 
+impl PurchasesMeta {
+    /// The first and last day with orders (`None` when there are none).
+    pub fn order_days(&self) -> Option<(i32, i32)> {
+        let n = i32::try_from(self.any_day.len()).ok()?;
+        (n > 0).then(|| (self.first_day, self.first_day + n - 1))
+    }
+}
+
 /// The index's complete self-description.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {

@@ -1090,11 +1090,9 @@ impl<'a> Evaluator<'a> {
         };
         let exists_only = havings.iter().all(|h| h.is_empty());
         let range: DayRange = days(p.window, d).until(d);
-        let n_days = meta.any_day.len() as i32;
-        if n_days == 0 {
+        let Some((first, last)) = meta.order_days() else {
             return Ok(none_kept());
-        }
-        let (first, last) = (meta.first_day, meta.first_day + n_days - 1);
+        };
         let lo = range.lo.map_or(first, |l| l.max(first));
         let hi = range.hi.map_or(last, |h| h.min(last));
         if lo > hi {
@@ -1279,18 +1277,21 @@ impl<'a> Evaluator<'a> {
         let (Some(first), Some(last)) = (cand.min(), cand.max()) else {
             return Ok(vec![Bitmap::new(); havings.len()]);
         };
-        let purchases = &self.index.meta().purchases;
-        let last_day = purchases.first_day + purchases.any_day.len() as i32 - 1;
+        // Every order is in the window, and the as-of clip cuts nothing
+        // when the as-of is a day's end or the window ends before its day.
+        let whole = self
+            .index
+            .meta()
+            .purchases
+            .order_days()
+            .is_some_and(|(first_day, last_day)| lo <= first_day && hi >= last_day)
+            && (hi < self.as_of.day || self.as_of.whole_day);
         let keep = Keep {
             products: p.products.as_ref(),
             filters: &p.filters,
             lo,
             hi,
-            // The as-of clip cuts nothing when the as-of is a day's end or
-            // the window ends before its day.
-            whole: lo <= purchases.first_day
-                && hi >= last_day
-                && (hi < self.as_of.day || self.as_of.whole_day),
+            whole,
             as_of_day: self.as_of.day,
             clip: self.as_of.clip_ns,
             exists_only: havings.iter().all(|h| h.is_empty()),
