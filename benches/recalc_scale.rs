@@ -174,9 +174,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.as_of
     );
     println!(
-        "| sharing | pass (as of) | evaluate s | write s | whole pass s | shared conditions | computed | reused | entered / left |"
+        "| sharing | pass (as of) | evaluate s | write s | sync s | clean-up s | whole pass s | shared conditions | computed | reused | entered / left |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut modes = vec![true];
     if args.sharing_off {
         modes.push(false);
@@ -208,11 +208,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .iter()
                 .fold((0, 0), |(e, l), s| (e + s.entered, l + s.left));
             println!(
-                "| {} | {} ({day}) | {:.2} | {:.2} | {:.2} | {} | {} | {} | {entered} / {left} |",
+                "| {} | {} ({day}) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {entered} / {left} |",
                 if sharing { "on" } else { "off" },
                 report.pass,
                 report.evaluate_seconds,
                 report.write_seconds,
+                report.sync_seconds,
+                report.cleanup_seconds,
                 total,
                 report.sharing.shared_conditions,
                 report.sharing.computed,

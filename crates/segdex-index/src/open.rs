@@ -365,10 +365,21 @@ impl Index {
             return Err(self.corrupt("a row reference"));
         }
         let mut out = Vec::with_capacity(rows.len() as usize);
-        out.extend(rows.iter().map(|r| {
-            let i = 8 * r as usize;
-            i64::from_le_bytes(values[i..i + 8].try_into().expect("8 bytes"))
-        }));
+        // Rows are taken in blocks, then their ids gathered in one tight
+        // loop: several times faster than a lookup per iterator step, which
+        // matters where a recalculation writes billions of ids.
+        let mut block = [0u32; 4096];
+        let mut it = rows.iter();
+        loop {
+            let got = it.next_many(&mut block);
+            if got.is_empty() {
+                break;
+            }
+            out.extend(got.iter().map(|&r| {
+                let i = 8 * r as usize;
+                i64::from_le_bytes(values[i..i + 8].try_into().expect("8 bytes"))
+            }));
+        }
         Ok(Some(out))
     }
 
