@@ -5,8 +5,9 @@ use std::sync::OnceLock;
 
 /// The named points of a pass where `SEGDEX_CRASH_AT` can kill the
 /// process, in the order a pass reaches them:
-/// * `evaluated` — every segment evaluated, nothing written yet;
-/// * `members` — about half of the new generation's member files written;
+/// * `members` — about half of the new generation's member files written
+///   (they are written as segments are evaluated);
+/// * `evaluated` — every segment evaluated and its member files written;
 /// * `events` — the new events file written;
 /// * `history` — the new history.parquet written;
 /// * `state` — the new generation's state.json written, not yet synced;
@@ -15,8 +16,8 @@ use std::sync::OnceLock;
 /// * `after-commit` — `current` renamed and synced, old generations not
 ///   yet deleted.
 pub const CRASH_POINTS: [&str; 7] = [
-    "evaluated",
     "members",
+    "evaluated",
     "events",
     "history",
     "state",

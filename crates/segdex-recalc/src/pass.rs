@@ -38,9 +38,10 @@ impl Default for PassOptions {
 /// The stage a pass is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Evaluating segments (`done` of `total` segments).
+    /// Evaluating segments and writing their member files (`done` of
+    /// `total` segments).
     Evaluating,
-    /// Writing members files (`done` of `total` segments).
+    /// Linking frozen segments' member files (`done` of `total`).
     Writing,
     /// Writing events, history and state, syncing and committing.
     Committing,
@@ -101,10 +102,12 @@ pub struct PassReport {
     pub problems: Vec<SegmentError>,
     /// What sharing identical sub-conditions saved.
     pub sharing: SharingStats,
-    /// Seconds evaluating.
+    /// Seconds evaluating, each evaluated segment's member files written as
+    /// soon as it is done (so the disk writes while the cores evaluate).
     pub evaluate_seconds: f64,
-    /// Seconds writing the new generation (members, events, history,
-    /// state.json).
+    /// Seconds writing the rest of the new generation: frozen and
+    /// unrecalculated segments' files (linked), events, history,
+    /// state.json.
     pub write_seconds: f64,
     /// Seconds making it durable (fsync / syncfs) and committing.
     pub sync_seconds: f64,
@@ -303,7 +306,31 @@ pub fn run_pass(
         level.insert(code, l);
     }
 
-    // Evaluate, level by level, each level in parallel.
+    // The new generation. Member files are written as each segment is
+    // evaluated, so the disk writes while the cores evaluate.
+    let gen_name = format!("{pass_no:06}");
+    let gen_root = state_dir.join(GEN);
+    let gen_dir = gen_root.join(&gen_name);
+    remove_tree(&gen_dir)?;
+    let members_dir = gen_dir.join("members");
+    let events_dir = gen_dir.join("events");
+    create_dir(&members_dir)?;
+    create_dir(&events_dir)?;
+    let prev_gen = prev.as_ref().map(|p| p.generation_dir().to_path_buf());
+    let as_of_us = as_of_micros(&as_of);
+    let members = MembersWriter {
+        index,
+        prev: prev.as_ref(),
+        prev_records: &prev_records,
+        prev_dir: prev_gen.as_ref().map(|g| g.join("members")),
+        dir: &members_dir,
+        written: AtomicU64::new(0),
+        half: (targets.len() as u64).div_ceil(2).max(1),
+    };
+    let is_target: HashSet<&str> = targets.iter().copied().collect();
+
+    // Evaluate, level by level, each level in parallel; a target's member
+    // files are written as soon as it is evaluated.
     let eval_started = Instant::now();
     let total = needed.len() as u64;
     let done = AtomicU64::new(0);
@@ -313,27 +340,35 @@ pub fn run_pass(
         total,
     });
     let mut computed: HashMap<String, Computed> = HashMap::new();
+    let mut diffs: HashMap<&str, Diff> = HashMap::new();
     for codes in &levels {
         let codes: Vec<&str> = codes
             .iter()
             .copied()
             .filter(|c| catalog.references(c).iter().all(|r| !failed.contains(r)))
             .collect();
-        let results: Vec<(&str, Evaluated)> = codes
+        let results: Vec<(&str, Evaluated, Option<Result<Diff>>)> = codes
             .par_iter()
             .map(|&code| {
                 let t = Instant::now();
                 let r = eval.evaluate(code).map(|b| (b, t.elapsed().as_secs_f64()));
+                let files = match &r {
+                    Ok((b, _)) if is_target.contains(code) => Some(members.write(code, b)),
+                    _ => None,
+                };
                 progress(Progress {
                     stage: Stage::Evaluating,
                     done: done.fetch_add(1, Ordering::Relaxed) + 1,
                     total,
                 });
-                (code, r)
+                (code, r, files)
             })
             .collect();
         let failed_before = failed.len();
-        for (code, r) in results {
+        for (code, r, files) in results {
+            if let Some(d) = files {
+                diffs.insert(code, d?);
+            }
             match r {
                 Ok((members, seconds)) => {
                     let is_static = catalog.get(code).is_some_and(|s| s.mode == Mode::Static);
@@ -379,83 +414,39 @@ pub fn run_pass(
         .collect();
     crash::point("evaluated");
 
-    // The new generation.
+    // Frozen targets: their files (unchanged, so linked).
     let write_started = Instant::now();
-    let gen_name = format!("{pass_no:06}");
-    let gen_root = state_dir.join(GEN);
-    let gen_dir = gen_root.join(&gen_name);
-    remove_tree(&gen_dir)?;
-    let members_dir = gen_dir.join("members");
-    let events_dir = gen_dir.join("events");
-    create_dir(&members_dir)?;
-    create_dir(&events_dir)?;
-    let prev_gen = prev.as_ref().map(|p| p.generation_dir().to_path_buf());
-    let as_of_us = as_of_micros(&as_of);
-
-    // Members: written when changed, else linked to the previous files.
-    let written_count = AtomicU64::new(0);
-    let wtotal = targets.len() as u64;
-    let half = wtotal.div_ceil(2).max(1);
+    let rest: Vec<&str> = targets
+        .iter()
+        .copied()
+        .filter(|c| !diffs.contains_key(c))
+        .collect();
+    let rest_total = rest.len() as u64;
+    let rest_done = AtomicU64::new(0);
     progress(Progress {
         stage: Stage::Writing,
         done: 0,
-        total: wtotal,
+        total: rest_total,
     });
-    struct Diff {
-        /// Who entered; `None` when every member did (no earlier members:
-        /// not a second copy of the members).
-        entered: Option<Bitmap>,
-        left: Bitmap,
-        files: Vec<PathBuf>,
-    }
-    let diffs: Vec<Diff> = targets
+    let rest_diffs: Vec<Diff> = rest
         .par_iter()
-        .map(|&code| -> Result<Diff> {
-            let c = &computed[code];
-            let had = prev_records.contains_key(code);
-            let (entered, left) = match (&prev, had) {
-                (Some(p), true) => {
-                    let before = p.read_members(code)?;
-                    (
-                        Some(c.members.as_ref() - &before),
-                        &before - c.members.as_ref(),
-                    )
-                }
-                _ => (None, Bitmap::new()),
-            };
-            let unchanged = entered.as_ref().is_some_and(|e| e.is_empty()) && left.is_empty();
-            let mut files = Vec::new();
-            for ext in ["roaring", "parquet"] {
-                let to = members_dir.join(format!("{code}.{ext}"));
-                if unchanged {
-                    let from = prev_gen.as_ref().expect("had").join("members");
-                    if link_or_copy(&from.join(format!("{code}.{ext}")), &to)? {
-                        files.push(to);
-                    }
-                } else {
-                    let bytes = if ext == "roaring" {
-                        segdex_bitmap::to_portable_bytes(&c.members)
-                    } else {
-                        files::members_parquet(index, &c.members, &to)?
-                    };
-                    write_file(&to, &bytes)?;
-                    files.push(to);
-                }
-            }
-            let n = written_count.fetch_add(1, Ordering::Relaxed) + 1;
-            if n == half {
-                crash::point("members");
-            }
+        .map(|&code| {
+            let d = members.write(code, &computed[code].members);
             progress(Progress {
                 stage: Stage::Writing,
-                done: n,
-                total: wtotal,
+                done: rest_done.fetch_add(1, Ordering::Relaxed) + 1,
+                total: rest_total,
             });
-            Ok(Diff {
-                entered,
-                left,
-                files,
-            })
+            d
+        })
+        .collect::<Result<_>>()?;
+    diffs.extend(rest.into_iter().zip(rest_diffs));
+    let diffs: Vec<Diff> = targets
+        .iter()
+        .map(|c| {
+            diffs
+                .remove(c)
+                .ok_or_else(|| io_err(&members_dir, format!("internal error: no files for `{c}`")))
         })
         .collect::<Result<_>>()?;
     let mut new_files: Vec<PathBuf> = diffs.iter().flat_map(|d| d.files.clone()).collect();
@@ -654,6 +645,78 @@ pub fn run_pass(
         seconds: started.elapsed().as_secs_f64(),
         generation_dir: gen_dir,
     })
+}
+
+/// What writing a segment's member files found and wrote.
+struct Diff {
+    /// Who entered; `None` when every member did (no earlier members: not
+    /// a second copy of the members).
+    entered: Option<Bitmap>,
+    /// Who left.
+    left: Bitmap,
+    /// The files written or copied (hard links need no sync).
+    files: Vec<PathBuf>,
+}
+
+/// Writes the member files of the new generation, one segment at a time
+/// from any thread: a segment whose members did not change links the
+/// previous generation's files.
+struct MembersWriter<'p> {
+    index: &'p Index,
+    prev: Option<&'p State>,
+    prev_records: &'p BTreeMap<String, SegmentRecord>,
+    /// The previous generation's members directory.
+    prev_dir: Option<PathBuf>,
+    /// The new generation's members directory.
+    dir: &'p Path,
+    /// Segments written so far.
+    written: AtomicU64,
+    /// After this many segments the `members` crash point is reached.
+    half: u64,
+}
+
+impl MembersWriter<'_> {
+    /// Writes (or links) `code`'s files for `members` and returns who
+    /// entered and left since the previous pass.
+    fn write(&self, code: &str, members: &Bitmap) -> Result<Diff> {
+        let (entered, left) = match self.prev {
+            Some(p) if self.prev_records.contains_key(code) => {
+                let before = p.read_members(code)?;
+                (Some(members - &before), &before - members)
+            }
+            _ => (None, Bitmap::new()),
+        };
+        let unchanged = entered.as_ref().is_some_and(|e| e.is_empty()) && left.is_empty();
+        let mut files = Vec::new();
+        for ext in ["roaring", "parquet"] {
+            let name = format!("{code}.{ext}");
+            let to = self.dir.join(&name);
+            match (&self.prev_dir, unchanged) {
+                (Some(from), true) => {
+                    if link_or_copy(&from.join(&name), &to)? {
+                        files.push(to);
+                    }
+                }
+                _ => {
+                    let bytes = if ext == "roaring" {
+                        segdex_bitmap::to_portable_bytes(members)
+                    } else {
+                        files::members_parquet(self.index, members, &to)?
+                    };
+                    write_file(&to, &bytes)?;
+                    files.push(to);
+                }
+            }
+        }
+        if self.written.fetch_add(1, Ordering::Relaxed) + 1 == self.half {
+            crash::point("members");
+        }
+        Ok(Diff {
+            entered,
+            left,
+            files,
+        })
+    }
 }
 
 /// Marks every segment that references a failed one as failed too, with
