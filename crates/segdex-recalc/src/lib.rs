@@ -54,7 +54,9 @@
 //!
 //! # Atomicity
 //! A pass writes generation `gen/<n>` completely (members, events,
-//! history, state.json), makes it durable (fsync of every new file and
+//! history, state.json; a segment's member files are written as soon as
+//! it is evaluated, so the disk writes while the cores evaluate), makes it
+//! durable (fsync of every new file and
 //! directory, or one `syncfs` when there are many files), then commits by
 //! creating the symlink `DIR/.current.tmp -> gen/<n>` and renaming it over
 //! `DIR/current` — one `rename(2)`, atomic — and fsyncs `DIR`. Before that
