@@ -23,10 +23,12 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 /// Encodes `values` and appends the encoding to `out`.
 pub fn encode(values: &[i64], out: &mut Vec<u8>) {
-    let (base, top) = values
-        .iter()
-        .fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let base = if values.is_empty() { 0 } else { base };
+    let (base, top) = match values.first() {
+        Some(&v0) => values
+            .iter()
+            .fold((v0, v0), |(lo, hi), &v| (lo.min(v), hi.max(v))),
+        None => (0, 0),
+    };
     let diff = |v: i64| (v as i128 - base as i128) as u64;
     // The gcd of the differences; once it is 1 it stays 1.
     let mut scale = 0u64;
@@ -42,11 +44,7 @@ pub fn encode(values: &[i64], out: &mut Vec<u8>) {
     } else {
         scale
     };
-    let span = if values.is_empty() {
-        0
-    } else {
-        diff(top) / scale
-    };
+    let span = diff(top) / scale;
     let width = (64 - span.leading_zeros()).div_ceil(8) as usize;
     out.reserve(HEADER + values.len() * width + SLACK + 8);
     out.extend_from_slice(&(values.len() as u64).to_le_bytes());

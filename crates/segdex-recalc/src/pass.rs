@@ -322,7 +322,6 @@ pub fn run_pass(
         index,
         prev: prev.as_ref(),
         prev_records: &prev_records,
-        prev_dir: prev_gen.as_ref().map(|g| g.join("members")),
         dir: &members_dir,
         written: AtomicU64::new(0),
         half: (targets.len() as u64).div_ceil(2).max(1),
@@ -459,18 +458,12 @@ pub fn run_pass(
     // Segments not recalculated keep their files.
     let recalculated: HashSet<&str> = targets.iter().copied().collect();
     let mut records: BTreeMap<String, SegmentRecord> = BTreeMap::new();
-    if let Some(pg) = &prev_gen {
+    if let Some(p) = &prev {
         for (code, rec) in &prev_records {
             if recalculated.contains(code.as_str()) {
                 continue;
             }
-            for ext in ["roaring", "parquet"] {
-                let name = format!("{code}.{ext}");
-                let to = members_dir.join(&name);
-                if link_or_copy(&pg.join("members").join(&name), &to)? {
-                    new_files.push(to);
-                }
-            }
+            new_files.extend(members.link(p, code)?);
             records.insert(code.clone(), rec.clone());
         }
     }
@@ -665,8 +658,6 @@ struct MembersWriter<'p> {
     index: &'p Index,
     prev: Option<&'p State>,
     prev_records: &'p BTreeMap<String, SegmentRecord>,
-    /// The previous generation's members directory.
-    prev_dir: Option<PathBuf>,
     /// The new generation's members directory.
     dir: &'p Path,
     /// Segments written so far.
@@ -676,38 +667,48 @@ struct MembersWriter<'p> {
 }
 
 impl MembersWriter<'_> {
+    /// Links (or, without hard links, copies) `code`'s member files from
+    /// the previous state `p`; returns the copies (links need no sync).
+    fn link(&self, p: &State, code: &str) -> Result<Vec<PathBuf>> {
+        let mut copied = Vec::new();
+        for (from, ext) in [
+            (p.roaring_path(code), "roaring"),
+            (p.parquet_path(code), "parquet"),
+        ] {
+            let to = self.dir.join(format!("{code}.{ext}"));
+            if link_or_copy(&from, &to)? {
+                copied.push(to);
+            }
+        }
+        Ok(copied)
+    }
+
     /// Writes (or links) `code`'s files for `members` and returns who
     /// entered and left since the previous pass.
     fn write(&self, code: &str, members: &Bitmap) -> Result<Diff> {
-        let (entered, left) = match self.prev {
-            Some(p) if self.prev_records.contains_key(code) => {
+        // The previous state, when it holds members of `code`.
+        let had = self.prev.filter(|_| self.prev_records.contains_key(code));
+        let (entered, left) = match had {
+            Some(p) => {
                 let before = p.read_members(code)?;
                 (Some(members - &before), &before - members)
             }
-            _ => (None, Bitmap::new()),
+            None => (None, Bitmap::new()),
         };
         let unchanged = entered.as_ref().is_some_and(|e| e.is_empty()) && left.is_empty();
-        let mut files = Vec::new();
-        for ext in ["roaring", "parquet"] {
-            let name = format!("{code}.{ext}");
-            let to = self.dir.join(&name);
-            match (&self.prev_dir, unchanged) {
-                (Some(from), true) => {
-                    if link_or_copy(&from.join(&name), &to)? {
-                        files.push(to);
-                    }
-                }
-                _ => {
-                    let bytes = if ext == "roaring" {
-                        segdex_bitmap::to_portable_bytes(members)
-                    } else {
-                        files::members_parquet(self.index, members, &to)?
-                    };
-                    write_file(&to, &bytes)?;
-                    files.push(to);
-                }
+        let files = match had.filter(|_| unchanged) {
+            Some(p) => self.link(p, code)?,
+            None => {
+                let roaring = self.dir.join(format!("{code}.roaring"));
+                write_file(&roaring, &segdex_bitmap::to_portable_bytes(members))?;
+                let parquet = self.dir.join(format!("{code}.parquet"));
+                write_file(
+                    &parquet,
+                    &files::members_parquet(self.index, members, &parquet)?,
+                )?;
+                vec![roaring, parquet]
             }
-        }
+        };
         if self.written.fetch_add(1, Ordering::Relaxed) + 1 == self.half {
             crash::point("members");
         }
