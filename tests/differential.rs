@@ -169,3 +169,117 @@ fn several_chunks_match_reference() {
     }
     assert!(nonempty >= 8, "most segments have members ({nonempty})");
 }
+
+/// The `purchased` objects of `v` (at any depth).
+fn purchases_in(v: &serde_json::Value, out: &mut Vec<serde_json::Map<String, serde_json::Value>>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(serde_json::Value::Object(p)) = m.get("purchased") {
+                out.push(p.clone());
+            }
+            m.values().for_each(|x| purchases_in(x, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| purchases_in(x, out)),
+        _ => {}
+    }
+}
+
+/// Catalogs of many purchase conditions with a `having` that keep the same
+/// orders (one window, the same order keys) and different products: the
+/// form a segment library repeats across brands and types, which the
+/// engine measures in one walk of the line store per family. The `where`s
+/// and windows come from each random case's own segments; the `having`s
+/// include tests that hold at zero (`orders = 0`, `spend < x`), which
+/// take every customer without a kept line.
+#[test]
+fn purchase_families_match_reference() {
+    let cases = env_u64("SEGDEX_DIFF_CASES", 24).min(12);
+    let start = env_u64("SEGDEX_DIFF_SEED", 0);
+    let havings = [
+        serde_json::json!({"units": {"gte": 2}}),
+        serde_json::json!({"orders": {"gte": 2}}),
+        serde_json::json!({"spend": {"lt": 40}}),
+        serde_json::json!({"orders": {"eq": 0}}),
+        serde_json::json!({"avg_order_value": {"gte": 25}, "lines": {"lte": 3}}),
+        serde_json::json!({"lines": {"gt": 1}}),
+    ];
+    let mut walks = 0;
+    for seed in start..start + cases {
+        let dir = tempfile::tempdir().unwrap();
+        let case = segdex_reference::cases::random_case(seed, dir.path());
+        let mut found = Vec::new();
+        purchases_in(&case.segments, &mut found);
+        let mut wheres: Vec<serde_json::Value> = Vec::new();
+        let mut windows = vec![serde_json::Value::Null];
+        for p in &found {
+            if let Some(w) = p.get("where")
+                && !wheres.contains(w)
+            {
+                wheres.push(w.clone());
+            }
+            if let Some(w) = p.get("window")
+                && !windows.contains(w)
+            {
+                windows.push(w.clone());
+            }
+        }
+        wheres.truncate(10);
+        windows.truncate(3);
+        let mut segments = Vec::new();
+        for (wi, window) in windows.iter().enumerate() {
+            for (i, w) in wheres.iter().enumerate() {
+                for k in 0..2 {
+                    let mut p = serde_json::json!({"where": w, "having": havings[(i + k + wi) % havings.len()]});
+                    if !window.is_null() {
+                        p["window"] = window.clone();
+                    }
+                    let mut rule = serde_json::json!({"purchased": p});
+                    if (i + k) % 5 == 4 {
+                        rule = serde_json::json!({"not": rule});
+                    }
+                    segments
+                        .push(serde_json::json!({"code": format!("f{wi}_{i}_{k}"), "rule": rule}));
+                }
+            }
+        }
+        let segments = serde_json::Value::Array(segments);
+        let index_dir = dir.path().join("index");
+        let opts = BuildOptions {
+            timezone: case.timezone.clone(),
+            strict: false,
+        };
+        build_index(
+            &case.data_dir,
+            case.mapping.as_deref(),
+            &index_dir,
+            &opts,
+            &|_| {},
+        )
+        .unwrap();
+        let index = Index::open(&index_dir).unwrap();
+        let reference =
+            segdex_reference::load(&case.data_dir, case.mapping.as_deref(), &case.timezone)
+                .unwrap();
+        let catalog = Catalog::from_json(&segments)
+            .unwrap_or_else(|e| panic!("seed {seed}: segments rejected: {e:?}"));
+        for as_of in &case.as_ofs {
+            let expected = segdex_reference::evaluate(&reference, &segments, as_of).unwrap();
+            let at = AsOf::parse(as_of, index.zone()).unwrap();
+            let eval = Evaluator::new(&index, &catalog, at);
+            for s in catalog.segments() {
+                let ids = id_set(&index, &eval.evaluate(&s.code).unwrap());
+                let rule = segments
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["code"] == s.code.as_str()))
+                    .map(|x| x["rule"].to_string());
+                assert_eq!(
+                    ids, expected[&s.code],
+                    "seed {seed} as of {as_of} segment {}: {rule:?}",
+                    s.code
+                );
+            }
+            walks += eval.sharing_stats().family_walks;
+        }
+    }
+    assert!(walks > 0, "no family of purchase conditions was formed");
+}

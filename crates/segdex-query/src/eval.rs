@@ -15,6 +15,7 @@
 //!   line store, chunk by chunk in parallel. Customers outside the
 //!   candidates have every measure 0, which decides them at once.
 
+use crate::family::{self, Family, ProductMembers};
 use crate::lang::{AttrTest, CmpOp, Condition, Decimal, Measure, Purchase, SegmentError, Window};
 use crate::verify::{self, AttrFilter, Keep, Measures, having_holds};
 use crate::window::{AsOf, DayRange, anniversary_slots, born_by, days};
@@ -78,8 +79,13 @@ pub struct Evaluator<'a> {
     /// `having`s, by canonical key: each group's line store is read once
     /// for all its tests.
     having_groups: HashMap<String, Arc<HavingGroup>>,
+    /// Purchase conditions that keep the same orders and different
+    /// products, by canonical key: one walk of the line store measures a
+    /// whole family.
+    families: HashMap<String, Arc<Family>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    family_walks: AtomicU64,
 }
 
 /// How much sharing of identical sub-conditions saved.
@@ -91,6 +97,9 @@ pub struct SharingStats {
     pub hits: u64,
     /// Shared sub-conditions computed.
     pub computed: u64,
+    /// Families of purchase conditions (same orders kept, different
+    /// products) measured in one walk of the line store each.
+    pub family_walks: u64,
 }
 
 /// Canonical keys and `having`s of purchase conditions with the same
@@ -152,10 +161,13 @@ impl<'a> Evaluator<'a> {
             count_keys(&s.rule, &mut counts);
         }
         let having_groups = having_groups(catalog);
+        let families = family::families(catalog);
         let shared_keys = counts
             .into_iter()
             .filter(|(k, n)| {
-                (*n > 1 && !k.starts_with("segment:")) || having_groups.contains_key(k)
+                (*n > 1 && !k.starts_with("segment:"))
+                    || having_groups.contains_key(k)
+                    || families.contains_key(k)
             })
             .map(|(k, _)| k)
             .collect();
@@ -168,8 +180,10 @@ impl<'a> Evaluator<'a> {
             shared_keys,
             shared: Mutex::new(HashMap::new()),
             having_groups,
+            families,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            family_walks: AtomicU64::new(0),
         }
     }
 
@@ -177,6 +191,7 @@ impl<'a> Evaluator<'a> {
     pub fn without_sharing(mut self) -> Self {
         self.shared_keys.clear();
         self.having_groups.clear();
+        self.families.clear();
         self.plans.lock().expect("plans lock").clear();
         self
     }
@@ -187,6 +202,7 @@ impl<'a> Evaluator<'a> {
             shared_conditions: self.shared_keys.len() as u64,
             hits: self.hits.load(Ordering::Relaxed),
             computed: self.misses.load(Ordering::Relaxed),
+            family_walks: self.family_walks.load(Ordering::Relaxed),
         }
     }
 
@@ -998,6 +1014,23 @@ impl<'a> Evaluator<'a> {
                 // Computed whole (no mask), since others share it; a
                 // purchase with sibling `having`s computes theirs too.
                 self.misses.fetch_add(1, Ordering::Relaxed);
+                if let (Node::Purchase(_), Some(fam)) = (inner.as_ref(), self.families.get(key))
+                    && fam.claim()
+                    && let Some(results) = self.eval_family(fam)?
+                {
+                    self.family_walks.fetch_add(1, Ordering::Relaxed);
+                    let mut shared = self.shared.lock().expect("shared lock");
+                    let mut own = None;
+                    for (k, b) in results {
+                        if k == *key {
+                            own = Some(b.clone());
+                        }
+                        shared.entry(k).or_insert_with(|| Arc::new(b));
+                    }
+                    if let Some(own) = own {
+                        return Ok(own);
+                    }
+                }
                 if let (Node::Purchase(p), Some(group)) =
                     (inner.as_ref(), self.having_groups.get(key))
                 {
@@ -1075,8 +1108,6 @@ impl<'a> Evaluator<'a> {
         havings: &[&Having],
         mask: Option<&Bitmap>,
     ) -> Result<Vec<Bitmap>, segdex_index::IndexError> {
-        let index = self.index;
-        let meta = &index.meta().purchases;
         let d = self.as_of.day;
         let at_zero: Vec<bool> = havings
             .iter()
@@ -1089,16 +1120,16 @@ impl<'a> Evaluator<'a> {
                 .collect::<Vec<_>>()
         };
         let exists_only = havings.iter().all(|h| h.is_empty());
-        let range: DayRange = days(p.window, d).until(d);
-        let Some((first, last)) = meta.order_days() else {
+        let Some(span) = self.order_span(p.window) else {
             return Ok(none_kept());
         };
-        let lo = range.lo.map_or(first, |l| l.max(first));
-        let hi = range.hi.map_or(last, |h| h.min(last));
-        if lo > hi {
-            return Ok(none_kept());
-        }
-        let covers_all = lo == first && hi == last;
+        let Span {
+            lo,
+            hi,
+            first,
+            last,
+        } = span;
+        let covers_all = span.covers_all();
         let split_day = !self.as_of.whole_day && hi == d;
         if let Some((_, list)) = &p.products
             && exists_only
@@ -1109,12 +1140,6 @@ impl<'a> Evaluator<'a> {
         {
             return Ok(vec![b; havings.len()]);
         }
-        let any_days = |lo: i32, hi: i32| -> Result<Bitmap, segdex_index::IndexError> {
-            let maps = (lo..=hi)
-                .map(|day| index.bitmap(meta.any_day[(day - first) as usize]))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(union_all(maps.iter().map(|b| b.as_ref())))
-        };
         let month_aligned = {
             let lo_d = date_of(lo);
             let hi_next = date_of(hi + 1);
@@ -1125,16 +1150,78 @@ impl<'a> Evaluator<'a> {
             && p.filters.is_empty()
             && !split_day
             && (p.products.is_none() || covers_all || month_aligned);
+        let list = p.products.as_ref().map(|(_, list)| list.as_slice());
+        let cand = self.purchase_candidates(list, exact, &p.filters, &span, mask)?;
+        let passing = if exact {
+            vec![cand.clone(); havings.len()]
+        } else {
+            self.verify(p, havings, &cand, lo, hi)?
+        };
+        let outside = if at_zero.iter().any(|&z| z) {
+            Some(match mask {
+                Some(m) => m - &cand,
+                None => self.everyone() - &cand,
+            })
+        } else {
+            None
+        };
+        Ok(passing
+            .into_iter()
+            .zip(&at_zero)
+            .map(|(b, &z)| match (&outside, z) {
+                (Some(o), true) => b | o,
+                _ => b,
+            })
+            .collect())
+    }
+
+    /// The days of `window` as of the evaluation, clipped to the days
+    /// with orders; `None` when no order can be in it.
+    fn order_span(&self, window: Window) -> Option<Span> {
+        let d = self.as_of.day;
+        let range: DayRange = days(window, d).until(d);
+        let (first, last) = self.index.meta().purchases.order_days()?;
+        let lo = range.lo.map_or(first, |l| l.max(first));
+        let hi = range.hi.map_or(last, |h| h.min(last));
+        (lo <= hi).then_some(Span {
+            lo,
+            hi,
+            first,
+            last,
+        })
+    }
+
+    /// The customers who may have a kept line (all who do, within `mask`):
+    /// buyers of a listed product (of any product when `products` is
+    /// `None`) in the span's days, with an allowed value of every
+    /// order-attribute filter. `exact`: the buyers must be exact (no lines
+    /// are read afterwards).
+    fn purchase_candidates(
+        &self,
+        products: Option<&[u32]>,
+        exact: bool,
+        filters: &[AttrFilter],
+        span: &Span,
+        mask: Option<&Bitmap>,
+    ) -> Result<Bitmap, segdex_index::IndexError> {
+        let index = self.index;
+        let meta = &index.meta().purchases;
+        let Span { lo, hi, first, .. } = *span;
+        let covers_all = span.covers_all();
+        let any_days = |lo: i32, hi: i32| -> Result<Bitmap, segdex_index::IndexError> {
+            let maps = (lo..=hi)
+                .map(|day| index.bitmap(meta.any_day[(day - first) as usize]))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(union_all(maps.iter().map(|b| b.as_ref())))
+        };
         // When the lines are read anyway and most products are allowed (a
         // `not_in`), the buyers of any product in the window are a superset
         // of the candidates that costs one bitmap (or the window's days),
         // not a union over thousands of products.
-        let most_products = p
-            .products
-            .as_ref()
-            .is_some_and(|(_, list)| !exact && list.len() * 2 > index.meta().products as usize);
-        let mut cand = match &p.products {
-            Some((_, list)) if !most_products => {
+        let most_products =
+            products.is_some_and(|list| !exact && list.len() * 2 > index.meta().products as usize);
+        let mut cand = match products {
+            Some(list) if !most_products => {
                 let (m_lo, m_hi) = (month_of(lo), month_of(hi));
                 let mut maps = Vec::new();
                 for &prod in list {
@@ -1160,7 +1247,7 @@ impl<'a> Evaluator<'a> {
         if let Some(m) = mask {
             cand &= m;
         }
-        for f in &p.filters {
+        for f in filters {
             let maps = f
                 .sections
                 .iter()
@@ -1168,27 +1255,7 @@ impl<'a> Evaluator<'a> {
                 .collect::<Result<Vec<_>, _>>()?;
             cand &= union_all(maps.iter().map(|b| b.as_ref()));
         }
-        let passing = if exact {
-            vec![cand.clone(); havings.len()]
-        } else {
-            self.verify(p, havings, &cand, lo, hi)?
-        };
-        let outside = if at_zero.iter().any(|&z| z) {
-            Some(match mask {
-                Some(m) => m - &cand,
-                None => self.everyone() - &cand,
-            })
-        } else {
-            None
-        };
-        Ok(passing
-            .into_iter()
-            .zip(&at_zero)
-            .map(|(b, &z)| match (&outside, z) {
-                (Some(o), true) => b | o,
-                _ => b,
-            })
-            .collect())
+        Ok(cand)
     }
 
     /// Whether each customer bought an allowed product in days `lo..=hi`
@@ -1274,9 +1341,23 @@ impl<'a> Evaluator<'a> {
         lo: i32,
         hi: i32,
     ) -> Result<Vec<Bitmap>, segdex_index::IndexError> {
-        let (Some(first), Some(last)) = (cand.min(), cand.max()) else {
-            return Ok(vec![Bitmap::new(); havings.len()]);
-        };
+        let exists_only = havings.iter().all(|h| h.is_empty());
+        let keep = self.keep(p.products.as_ref(), &p.filters, lo, hi, exists_only);
+        self.chunk_lists(cand, havings.len(), |view, locals| {
+            verify::passing(view, &keep, havings, locals)
+        })
+    }
+
+    /// What keeps an order and a line of days `lo..=hi` as of the
+    /// evaluation.
+    fn keep<'p>(
+        &self,
+        products: Option<&'p (Vec<bool>, Vec<u32>)>,
+        filters: &'p [AttrFilter],
+        lo: i32,
+        hi: i32,
+        exists_only: bool,
+    ) -> Keep<'p> {
         // Every order is in the window, and the as-of clip cuts nothing
         // when the as-of is a day's end or the window ends before its day.
         let whole = self
@@ -1286,15 +1367,29 @@ impl<'a> Evaluator<'a> {
             .order_days()
             .is_some_and(|(first_day, last_day)| lo <= first_day && hi >= last_day)
             && (hi < self.as_of.day || self.as_of.whole_day);
-        let keep = Keep {
-            products: p.products.as_ref(),
-            filters: &p.filters,
+        Keep {
+            products,
+            filters,
             lo,
             hi,
             whole,
             as_of_day: self.as_of.day,
             clip: self.as_of.clip_ns,
-            exists_only: havings.iter().all(|h| h.is_empty()),
+            exists_only,
+        }
+    }
+
+    /// Runs `check` on the candidates of each chunk (local numbers,
+    /// ascending), chunks in parallel; `check` returns `n` lists of local
+    /// numbers, gathered here into `n` bitmaps of rows.
+    fn chunk_lists(
+        &self,
+        cand: &Bitmap,
+        n: usize,
+        check: impl Fn(&segdex_index::chunk::ChunkView, &[usize]) -> Vec<Vec<usize>> + Sync,
+    ) -> Result<Vec<Bitmap>, segdex_index::IndexError> {
+        let (Some(first), Some(last)) = (cand.min(), cand.max()) else {
+            return Ok(vec![Bitmap::new(); n]);
         };
         // Each chunk's candidates are read, checked and turned back into
         // a bitmap in its own task; the chunks' bitmaps hold disjoint
@@ -1308,10 +1403,10 @@ impl<'a> Evaluator<'a> {
                     .map(|r| (r - base) as usize)
                     .collect();
                 if locals.is_empty() {
-                    return Ok(vec![Bitmap::new(); havings.len()]);
+                    return Ok(vec![Bitmap::new(); n]);
                 }
                 let view = self.index.chunk(k as usize)?;
-                Ok(verify::passing(&view, &keep, havings, &locals)
+                Ok(check(&view, &locals)
                     .into_iter()
                     .map(|v| {
                         Bitmap::from_sorted_iter(v.into_iter().map(|c| base + c as u32))
@@ -1320,13 +1415,90 @@ impl<'a> Evaluator<'a> {
                     .collect())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut out = vec![Bitmap::new(); havings.len()];
+        let mut out = vec![Bitmap::new(); n];
         for part in parts {
             for (o, b) in out.iter_mut().zip(part) {
                 *o |= b;
             }
         }
         Ok(out)
+    }
+
+    /// Every test of `fam` (canonical key and members), from one walk of
+    /// the line store over the customers who bought a product of any of its
+    /// `where`s. `None` when the walk would cost more than measuring the
+    /// members one by one (lines kept by many members at once).
+    fn eval_family(&self, fam: &Family) -> Result<Option<Vec<(String, Bitmap)>>, QueryError> {
+        // A `where` that cannot be planned is left to its own evaluation,
+        // which reports the problem.
+        let plans: Vec<(PurchasePlan, &[(String, family::Having)])> = fam
+            .members
+            .iter()
+            .filter_map(|(p, tests)| Some((self.plan_purchase("", p).ok()?, tests.as_slice())))
+            .collect();
+        let Some((head, _)) = plans.first() else {
+            return Ok(None);
+        };
+        let n_products = self.index.meta().products as usize;
+        let lists: Vec<&[u32]> = plans
+            .iter()
+            .map(|(p, _)| p.products.as_ref().map_or(&[][..], |(_, l)| l.as_slice()))
+            .collect();
+        let products = ProductMembers::new(n_products, &lists);
+        if products.pairs() > 2 * n_products.max(1) {
+            return Ok(None);
+        }
+        let tests: Vec<Vec<(&Having, bool)>> = plans
+            .iter()
+            .map(|(_, tests)| {
+                tests
+                    .iter()
+                    .map(|(_, h)| (h.as_slice(), having_holds(h, &Measures::default())))
+                    .collect()
+            })
+            .collect();
+        let keys = plans
+            .iter()
+            .flat_map(|(_, tests)| tests.iter().map(|(k, _)| k.clone()));
+        let at_zero: Vec<bool> = tests.iter().flatten().map(|&(_, z)| z).collect();
+        let Some(span) = self.order_span(head.window) else {
+            let none = |z: bool| if z { self.everyone() } else { Bitmap::new() };
+            return Ok(Some(keys.zip(at_zero).map(|(k, z)| (k, none(z))).collect()));
+        };
+        let mut bought: Vec<u32> = lists.concat();
+        bought.sort_unstable();
+        bought.dedup();
+        let cand = self.purchase_candidates(Some(&bought), false, &head.filters, &span, None)?;
+        let keep = self.keep(None, &head.filters, span.lo, span.hi, false);
+        let lists = self.chunk_lists(&cand, at_zero.len(), |view, locals| {
+            family::member_lists(view, &keep, &products, &tests, locals)
+        })?;
+        // A test that holds at 0 listed the candidates that fail it.
+        Ok(Some(
+            keys.zip(lists.into_iter().zip(at_zero))
+                .map(|(k, (b, z))| (k, if z { self.everyone() - b } else { b }))
+                .collect(),
+        ))
+    }
+}
+
+/// The days a purchase window keeps, clipped to the days with orders.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// First day kept.
+    lo: i32,
+    /// Last day kept.
+    hi: i32,
+    /// First day with orders.
+    first: i32,
+    /// Last day with orders.
+    last: i32,
+}
+
+impl Span {
+    /// Whether every day with orders is kept.
+    fn covers_all(&self) -> bool {
+        self.lo == self.first && self.hi == self.last
     }
 }
 

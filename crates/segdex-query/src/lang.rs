@@ -120,15 +120,39 @@ impl Purchase {
     /// equal for purchase conditions that keep the same lines, whose
     /// measures can therefore be read once for several `having` tests.
     pub fn lines_key(&self) -> String {
-        let filters = sorted_set(self.filters.iter().map(|f| {
+        format!(
+            "purchased:{{{}}}:{:?}",
+            self.filters_key(|_| true),
+            self.window
+        )
+    }
+
+    /// The canonical text of the order-attribute keys of the `where` and
+    /// the window: equal for purchase conditions that keep the same orders
+    /// (whatever products they keep).
+    pub fn orders_key(&self) -> String {
+        format!(
+            "orders:{{{}}}:{:?}",
+            self.filters_key(|f| is_order_key(&f.key)),
+            self.window
+        )
+    }
+
+    /// Whether the `where` has a product key.
+    pub fn filters_products(&self) -> bool {
+        self.filters.iter().any(|f| !is_order_key(&f.key))
+    }
+
+    /// The canonical text of the `where` keys that `pick` selects.
+    fn filters_key(&self, pick: impl Fn(&LineFilter) -> bool) -> String {
+        sorted_set(self.filters.iter().filter(|f| pick(f)).map(|f| {
             format!(
                 "{}{}[{}]",
                 f.key,
                 if f.negate { "!" } else { "" },
                 value_set(&f.values)
             )
-        }));
-        format!("purchased:{{{filters}}}:{:?}", self.window)
+        }))
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod eval;
+mod family;
 pub mod lang;
 mod line_sums;
 mod verify;

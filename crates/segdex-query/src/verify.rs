@@ -63,7 +63,7 @@ impl Keep<'_> {
     /// kept: in a chunk in time order the run is already the window's, so
     /// only the order attributes are left to test.
     #[inline(always)]
-    fn candidate_kept(&self, view: &ChunkView, i: usize) -> bool {
+    pub(crate) fn candidate_kept(&self, view: &ChunkView, i: usize) -> bool {
         if view.in_time_order() {
             order_attrs_ok(self.filters, view, i)
         } else {
@@ -80,7 +80,7 @@ impl Keep<'_> {
     /// The orders of `local` that can be kept: the window's run when the
     /// chunk is in time order, else all of them.
     #[inline]
-    fn candidate_orders(&self, view: &ChunkView, local: usize) -> Range<usize> {
+    pub(crate) fn candidate_orders(&self, view: &ChunkView, local: usize) -> Range<usize> {
         let orders = view.order_range(local);
         if view.in_time_order() && !self.whole {
             view.window_run(orders, self.lo, self.hi, self.run_clip())
