@@ -225,6 +225,28 @@ fn purchase_families_match_reference() {
         }
         wheres.truncate(10);
         windows.truncate(3);
+        // Variants of each `where` in the value of one order key, with the
+        // values seen for that key: families that vary in that key.
+        let mut variants = Vec::new();
+        for w in &wheres {
+            let Some(obj) = w.as_object() else { continue };
+            for key in obj.keys().filter(|k| segdex_query::lang::is_order_key(k)) {
+                let seen: Vec<&serde_json::Value> = wheres
+                    .iter()
+                    .filter_map(|o| o.get(key))
+                    .filter(|v| v.is_array())
+                    .collect();
+                for v in seen.into_iter().take(3) {
+                    let mut x = w.clone();
+                    x[key] = v.clone();
+                    if !wheres.contains(&x) && !variants.contains(&x) {
+                        variants.push(x);
+                    }
+                }
+            }
+        }
+        variants.truncate(8);
+        wheres.extend(variants);
         let mut segments = Vec::new();
         for (wi, window) in windows.iter().enumerate() {
             for (i, w) in wheres.iter().enumerate() {

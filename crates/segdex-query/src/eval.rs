@@ -1425,9 +1425,10 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Every test of `fam` (canonical key and members), from one walk of
-    /// the line store over the customers who bought a product of any of its
-    /// `where`s. `None` when the walk would cost more than measuring the
-    /// members one by one (lines kept by many members at once).
+    /// the line store over the customers who may have a kept line of any of
+    /// its `where`s. `None` when the walk would cost more than measuring
+    /// the members one by one (lines or orders kept by many members at
+    /// once).
     fn eval_family(&self, fam: &Family) -> Result<Option<Vec<(String, Bitmap)>>, QueryError> {
         // A `where` that cannot be planned is left to its own evaluation,
         // which reports the problem.
@@ -1439,15 +1440,6 @@ impl<'a> Evaluator<'a> {
         let Some((head, _)) = plans.first() else {
             return Ok(None);
         };
-        let n_products = self.index.meta().products as usize;
-        let lists: Vec<&[u32]> = plans
-            .iter()
-            .map(|(p, _)| p.products.as_ref().map_or(&[][..], |(_, l)| l.as_slice()))
-            .collect();
-        let products = ProductMembers::new(n_products, &lists);
-        if products.pairs() > 2 * n_products.max(1) {
-            return Ok(None);
-        }
         let tests: Vec<Vec<(&Having, bool)>> = plans
             .iter()
             .map(|(_, tests)| {
@@ -1461,19 +1453,95 @@ impl<'a> Evaluator<'a> {
             .iter()
             .flat_map(|(_, tests)| tests.iter().map(|(k, _)| k.clone()));
         let at_zero: Vec<bool> = tests.iter().flatten().map(|&(_, z)| z).collect();
-        let Some(span) = self.order_span(head.window) else {
-            let none = |z: bool| if z { self.everyone() } else { Bitmap::new() };
-            return Ok(Some(keys.zip(at_zero).map(|(k, z)| (k, none(z))).collect()));
+        let span = self.order_span(head.window);
+        let lists = match (&fam.varies, span) {
+            (_, None) => None,
+            (family::Varies::Products, Some(span)) => {
+                let n_products = self.index.meta().products as usize;
+                let lists: Vec<&[u32]> = plans
+                    .iter()
+                    .map(|(p, _)| p.products.as_ref().map_or(&[][..], |(_, l)| l.as_slice()))
+                    .collect();
+                let products = ProductMembers::new(n_products, &lists);
+                if products.pairs() > 2 * n_products.max(1) {
+                    return Ok(None);
+                }
+                let mut bought: Vec<u32> = lists.concat();
+                bought.sort_unstable();
+                bought.dedup();
+                let cand =
+                    self.purchase_candidates(Some(&bought), false, &head.filters, &span, None)?;
+                let keep = self.keep(None, &head.filters, span.lo, span.hi, false);
+                Some(self.chunk_lists(&cand, at_zero.len(), |view, locals| {
+                    family::member_lists(view, &keep, &products, &tests, locals)
+                })?)
+            }
+            (family::Varies::OrderKey(key), Some(span)) => {
+                let Some((attr, field)) = self.index.order_attr(key) else {
+                    return Ok(None);
+                };
+                // Each member's filter of `attr`, as the value ids it keeps
+                // (null after the last); the other filters are the same in
+                // every member.
+                let null_slot = field.values.len();
+                let mut lists = Vec::with_capacity(plans.len());
+                let mut all = AttrFilter {
+                    attr,
+                    allowed: vec![false; null_slot],
+                    null_ok: false,
+                    sections: Vec::new(),
+                };
+                for (p, _) in &plans {
+                    let mut of_attr = p.filters.iter().filter(|f| f.attr == attr);
+                    let (Some(f), None) = (of_attr.next(), of_attr.next()) else {
+                        return Ok(None);
+                    };
+                    let mut kept: Vec<u32> = (0..null_slot as u32)
+                        .filter(|&v| f.allowed[v as usize])
+                        .collect();
+                    if f.null_ok {
+                        kept.push(null_slot as u32);
+                    }
+                    lists.push(kept);
+                    all.allowed
+                        .iter_mut()
+                        .zip(&f.allowed)
+                        .for_each(|(a, &b)| *a |= b);
+                    all.null_ok |= f.null_ok;
+                    all.sections.extend(&f.sections);
+                }
+                let values = family::ValueMembers {
+                    attr,
+                    members: ProductMembers::new(
+                        null_slot + 1,
+                        &lists.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+                    ),
+                    null_slot: null_slot as i64,
+                };
+                if values.members.pairs() > 2 * (null_slot + 1) {
+                    return Ok(None);
+                }
+                all.sections.sort_unstable();
+                all.sections.dedup();
+                let others: Vec<AttrFilter> = head
+                    .filters
+                    .iter()
+                    .filter(|f| f.attr != attr)
+                    .cloned()
+                    .collect();
+                let mut with_all = others.clone();
+                with_all.push(all);
+                let list = head.products.as_ref().map(|(_, l)| l.as_slice());
+                let cand = self.purchase_candidates(list, false, &with_all, &span, None)?;
+                let keep = self.keep(None, &others, span.lo, span.hi, false);
+                let allowed = head.products.as_ref().map(|(mask, _)| mask.as_slice());
+                Some(self.chunk_lists(&cand, at_zero.len(), |view, locals| {
+                    family::order_value_lists(view, &keep, &values, allowed, &tests, locals)
+                })?)
+            }
         };
-        let mut bought: Vec<u32> = lists.concat();
-        bought.sort_unstable();
-        bought.dedup();
-        let cand = self.purchase_candidates(Some(&bought), false, &head.filters, &span, None)?;
-        let keep = self.keep(None, &head.filters, span.lo, span.hi, false);
-        let lists = self.chunk_lists(&cand, at_zero.len(), |view, locals| {
-            family::member_lists(view, &keep, &products, &tests, locals)
-        })?;
         // A test that holds at 0 listed the candidates that fail it.
+        let lists = lists.unwrap_or_else(|| vec![Bitmap::new(); at_zero.len()]);
         Ok(Some(
             keys.zip(lists.into_iter().zip(at_zero))
                 .map(|(k, (b, z))| (k, if z { self.everyone() - b } else { b }))

@@ -1,33 +1,55 @@
 //! Families of purchase conditions measured in one walk of the line store.
 //!
-//! A catalog repeats one form across brands, product types and retailers:
-//! "15+ units of brand X", "2+ orders of type Y", each over the same window.
-//! Evaluated one by one, each reads the lines of its own candidates, and a
-//! customer who buys from many brands has their lines read once per brand.
-//! A family is the purchase conditions with a `having` and a product key
-//! that keep the same orders (same window, same order-attribute keys) and
-//! differ only in the products they keep: one walk over the candidates'
-//! kept orders adds each line to the measures of every member whose
-//! products include the line's product, then tests every `having`.
+//! A catalog repeats one form across brands, product types, stores and
+//! retailers: "15+ units of brand X", "2+ orders of type Y", "3+ orders at
+//! store S", each over the same window. Evaluated one by one, each reads
+//! the lines of its own candidates, and a customer who buys from many
+//! brands has their lines read once per brand. A family is the purchase
+//! conditions with a `having` that differ in one thing only:
+//!
+//! * [`Varies::Products`]: the products they keep (same window, same
+//!   order-attribute keys). One walk over the kept orders adds each line to
+//!   every member that keeps its product.
+//! * [`Varies::OrderKey`]: the values of one order-attribute key (same
+//!   window, products and other keys). One walk adds each kept order to
+//!   every member that keeps its value of that key.
+//!
+//! Then every member's `having`s are tested on its measures.
 
 use crate::Catalog;
-use crate::lang::{CmpOp, Condition, Decimal, Measure, Purchase};
+use crate::lang::{CmpOp, Condition, Decimal, Measure, Purchase, is_order_key};
+use crate::line_sums::allowed_sums;
 use crate::verify::{Keep, Measures, having_holds};
-use segdex_index::chunk::ChunkView;
-use std::collections::{BTreeMap, HashMap};
+use segdex_index::chunk::{ChunkView, NULL_VALUE};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The measure tests of a `having`.
 pub(crate) type Having = Vec<(Measure, CmpOp, Decimal)>;
 
+/// One member's tests as the kernels take them: each `having`, and whether
+/// it holds at measures 0.
+pub(crate) type MemberTests<'h> = Vec<(&'h [(Measure, CmpOp, Decimal)], bool)>;
+
 /// One `where` of a family: a purchase condition with it, and the distinct
 /// tests (canonical key of the whole condition, its `having`) made on it.
 pub(crate) type Member = (Purchase, Vec<(String, Having)>);
 
-/// Purchase conditions that keep the same orders and test different lines.
+/// What the members of a family differ in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Varies {
+    /// The products kept.
+    Products,
+    /// The values of this order-attribute key.
+    OrderKey(String),
+}
+
+/// Purchase conditions that differ in one thing only (see [`Varies`]).
 #[derive(Debug)]
 pub(crate) struct Family {
+    /// What the members differ in.
+    pub varies: Varies,
     /// Its `where`s, each with its tests.
     pub members: Vec<Member>,
     /// Set once a thread starts measuring the family; others arriving
@@ -44,46 +66,105 @@ impl Family {
 }
 
 /// The families of `catalog` with two or more `where`s, by the canonical
-/// key of each member condition.
+/// key of each member condition. A condition with a product key joins a
+/// family of products that keep the same orders; one that is in no such
+/// family joins, of the families of its order keys' values, the one with
+/// the most `where`s.
 pub(crate) fn families(catalog: &Catalog) -> HashMap<String, Arc<Family>> {
-    fn walk(c: &Condition, out: &mut BTreeMap<String, BTreeMap<String, Member>>) {
+    fn walk<'c>(c: &'c Condition, out: &mut Vec<(&'c Purchase, String)>) {
         match c {
             Condition::All(v) | Condition::Any(v) => v.iter().for_each(|c| walk(c, out)),
             Condition::Not(c) => walk(c, out),
-            Condition::Purchased(p) if !p.having.is_empty() && p.filters_products() => {
-                let member = out
-                    .entry(p.orders_key())
-                    .or_default()
-                    .entry(p.lines_key())
-                    .or_insert_with(|| (p.clone(), Vec::new()));
-                let key = c.canonical();
-                if !member.1.iter().any(|(k, _)| *k == key) {
-                    member.1.push((key, p.having.clone()));
-                }
-            }
+            Condition::Purchased(p) if !p.having.is_empty() => out.push((p, c.canonical())),
             _ => {}
         }
     }
-    let mut by_orders = BTreeMap::new();
+    let mut found = Vec::new();
     for s in catalog.segments() {
-        walk(&s.rule, &mut by_orders);
+        walk(&s.rule, &mut found);
     }
+    let add = |group: &mut BTreeMap<String, Member>, p: &Purchase, key: &String| {
+        let member = group
+            .entry(p.lines_key())
+            .or_insert_with(|| (p.clone(), Vec::new()));
+        if !member.1.iter().any(|(k, _)| k == key) {
+            member.1.push((key.clone(), p.having.clone()));
+        }
+    };
     let mut out = HashMap::new();
-    for members in by_orders.into_values().filter(|m| m.len() > 1) {
-        let family = Arc::new(Family {
-            members: members.into_values().collect(),
-            claimed: AtomicBool::new(false),
-        });
-        for (_, tests) in &family.members {
-            for (key, _) in tests {
-                out.insert(key.clone(), family.clone());
+    let mut keep = |varies: Varies, groups: BTreeMap<String, BTreeMap<String, Member>>| {
+        for members in groups.into_values().filter(|m| m.len() > 1) {
+            let family = Arc::new(Family {
+                varies: varies.clone(),
+                members: members.into_values().collect(),
+                claimed: AtomicBool::new(false),
+            });
+            for (_, tests) in &family.members {
+                for (key, _) in tests {
+                    out.insert(key.clone(), family.clone());
+                }
             }
         }
+    };
+    let mut by_orders = BTreeMap::new();
+    for (p, key) in found.iter().filter(|(p, _)| p.filters_products()) {
+        add(by_orders.entry(p.orders_key()).or_default(), p, key);
+    }
+    let placed: BTreeSet<String> = by_orders
+        .values()
+        .filter(|m| m.len() > 1)
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    keep(Varies::Products, by_orders);
+    // The rest, by (order key, everything else): the `where`s of each.
+    let rest: Vec<&(&Purchase, String)> = found
+        .iter()
+        .filter(|(p, _)| !placed.contains(&p.lines_key()))
+        .collect();
+    let order_keys = |p: &Purchase| -> Vec<String> {
+        let keys: BTreeSet<String> = p
+            .filters
+            .iter()
+            .filter(|f| is_order_key(&f.key))
+            .map(|f| f.key.clone())
+            .collect();
+        keys.into_iter().collect()
+    };
+    let mut wheres: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
+    for (p, _) in &rest {
+        for k in order_keys(p) {
+            let e = wheres
+                .entry((k.clone(), p.lines_key_except(&k)))
+                .or_default();
+            e.insert(p.lines_key());
+        }
+    }
+    let mut by_value: BTreeMap<String, BTreeMap<String, BTreeMap<String, Member>>> =
+        BTreeMap::new();
+    for (p, key) in rest {
+        let best = order_keys(p).into_iter().max_by_key(|k| {
+            (
+                wheres[&(k.clone(), p.lines_key_except(k))].len(),
+                std::cmp::Reverse(k.clone()),
+            )
+        });
+        if let Some(k) = best {
+            let group = by_value
+                .entry(k.clone())
+                .or_default()
+                .entry(p.lines_key_except(&k))
+                .or_default();
+            add(group, p, key);
+        }
+    }
+    for (k, groups) in by_value {
+        keep(Varies::OrderKey(k), groups);
     }
     out
 }
 
-/// For each product number, the family members whose `where` keeps it.
+/// For each product number (or order-attribute value id), the family
+/// members that keep it.
 #[derive(Debug)]
 pub(crate) struct ProductMembers {
     starts: Vec<u32>,
@@ -91,8 +172,7 @@ pub(crate) struct ProductMembers {
 }
 
 impl ProductMembers {
-    /// From each member's list of kept product numbers (`n_products` in
-    /// all).
+    /// From each member's list of kept numbers (`0..n_products`).
     pub fn new(n_products: usize, lists: &[&[u32]]) -> Self {
         let mut counts = vec![0u32; n_products + 1];
         for list in lists {
@@ -123,7 +203,7 @@ impl ProductMembers {
         self.members.len()
     }
 
-    /// The members that keep product `p` (none for a product out of range).
+    /// The members that keep `p` (none for a number out of range).
     #[inline(always)]
     fn of(&self, p: i64) -> &[u32] {
         let p = p as usize;
@@ -137,85 +217,235 @@ impl ProductMembers {
 /// One member's running measures over a customer's kept lines.
 #[derive(Debug, Default, Clone, Copy)]
 struct Running {
+    /// Distinct orders (0: the member has nothing of this customer yet).
     orders: i64,
     lines: i64,
     units: i64,
     cents: i64,
-    /// The last order that added to this member (valid when `lines > 0`).
+    /// The last order that added to this member.
     last_order: i64,
 }
 
-/// For one chunk's candidates (local numbers, ascending): one list per
-/// test, in member order then test order. A test that holds at measures 0
-/// (`at_zero`) lists the candidates that fail it; any other lists those
-/// that pass it.
-pub(crate) fn member_lists(
-    view: &ChunkView,
-    keep: &Keep,
-    products: &ProductMembers,
-    tests: &[Vec<(&[(Measure, CmpOp, Decimal)], bool)>],
-    locals: &[usize],
-) -> Vec<Vec<usize>> {
-    let mut first_test = Vec::with_capacity(tests.len());
-    let mut n_tests = 0;
-    for t in tests {
-        first_test.push(n_tests);
-        n_tests += t.len();
-    }
-    let mut out = vec![Vec::new(); n_tests];
-    let mut running = vec![Running::default(); tests.len()];
-    let mut touched: Vec<u32> = Vec::new();
-    let cols = view.line_columns();
-    let time_order = view.in_time_order();
-    for &c in locals {
-        for i in keep.candidate_orders(view, c) {
-            if !keep.candidate_kept(view, i) {
-                continue;
-            }
-            // In a chunk in time order each order is its own; otherwise the
-            // parts of one order id are adjacent.
-            let order = if time_order {
-                i as i64
-            } else {
-                view.order_key(i)
-            };
-            for j in view.line_range(i) {
-                let of = products.of(cols.product.get(j));
-                if of.is_empty() {
-                    continue;
-                }
-                let (qty, cents) = (cols.qty.get(j), cols.cents.get(j));
-                for &m in of {
-                    let r = &mut running[m as usize];
-                    if r.lines == 0 {
-                        touched.push(m);
-                        r.orders = 1;
-                        r.last_order = order;
-                    } else if r.last_order != order {
-                        r.orders += 1;
-                        r.last_order = order;
-                    }
-                    r.lines += 1;
-                    r.units += qty;
-                    r.cents += cents;
-                }
-            }
+/// Every member's measures of one customer at a time, and the lists of
+/// customers each test picks.
+struct Tally<'t> {
+    tests: &'t [MemberTests<'t>],
+    first_test: Vec<usize>,
+    running: Vec<Running>,
+    touched: Vec<u32>,
+    out: Vec<Vec<usize>>,
+}
+
+impl<'t> Tally<'t> {
+    fn new(tests: &'t [MemberTests<'t>]) -> Self {
+        let mut first_test = Vec::with_capacity(tests.len());
+        let mut n = 0;
+        for t in tests {
+            first_test.push(n);
+            n += t.len();
         }
-        for &m in &touched {
-            let r = std::mem::take(&mut running[m as usize]);
+        Self {
+            tests,
+            first_test,
+            running: vec![Running::default(); tests.len()],
+            touched: Vec::new(),
+            out: vec![Vec::new(); n],
+        }
+    }
+
+    /// Adds lines of `order` to member `m`.
+    #[inline(always)]
+    fn add(&mut self, m: u32, order: i64, (lines, units, cents): (i64, i64, i64)) {
+        let r = &mut self.running[m as usize];
+        if r.orders == 0 {
+            self.touched.push(m);
+            r.orders = 1;
+            r.last_order = order;
+        } else if r.last_order != order {
+            r.orders += 1;
+            r.last_order = order;
+        }
+        r.lines += lines;
+        r.units += units;
+        r.cents += cents;
+    }
+
+    /// Tests customer `c`'s measures and clears them. A test that holds at
+    /// measures 0 (`at_zero`) lists the customers that fail it; any other
+    /// lists those that pass it.
+    fn close(&mut self, c: usize) {
+        for &m in &self.touched {
+            let r = std::mem::take(&mut self.running[m as usize]);
             let measures = Measures {
                 orders: r.orders as i128,
                 lines: r.lines as i128,
                 units: r.units as i128,
                 cents: r.cents as i128,
             };
-            for (t, &(having, at_zero)) in tests[m as usize].iter().enumerate() {
+            for (t, &(having, at_zero)) in self.tests[m as usize].iter().enumerate() {
                 if having_holds(having, &measures) != at_zero {
-                    out[first_test[m as usize] + t].push(c);
+                    self.out[self.first_test[m as usize] + t].push(c);
                 }
             }
         }
-        touched.clear();
+        self.touched.clear();
     }
-    out
+}
+
+/// The order identity for counting distinct orders: in a chunk in time
+/// order each order is its own; otherwise the parts of one order id are
+/// adjacent.
+#[inline(always)]
+fn order_id(view: &ChunkView, i: usize) -> i64 {
+    if view.in_time_order() {
+        i as i64
+    } else {
+        view.order_key(i)
+    }
+}
+
+/// A [`Varies::Products`] family over one chunk's candidates (local
+/// numbers, ascending): one list per test, in member order then test order
+/// (see [`Tally::close`]).
+pub(crate) fn member_lists(
+    view: &ChunkView,
+    keep: &Keep,
+    products: &ProductMembers,
+    tests: &[MemberTests<'_>],
+    locals: &[usize],
+) -> Vec<Vec<usize>> {
+    let mut tally = Tally::new(tests);
+    let cols = view.line_columns();
+    for &c in locals {
+        for i in keep.candidate_orders(view, c) {
+            if !keep.candidate_kept(view, i) {
+                continue;
+            }
+            let order = order_id(view, i);
+            for j in view.line_range(i) {
+                let of = products.of(cols.product.get(j));
+                if of.is_empty() {
+                    continue;
+                }
+                let line = (1, cols.qty.get(j), cols.cents.get(j));
+                for &m in of {
+                    tally.add(m, order, line);
+                }
+            }
+        }
+        tally.close(c);
+    }
+    tally.out
+}
+
+/// Which members keep each value of one order attribute.
+pub(crate) struct ValueMembers {
+    /// The order attribute (index into `chunk::ORDER_ATTRS`).
+    pub attr: usize,
+    /// By value id, with null after the last.
+    pub members: ProductMembers,
+    /// The slot of null: the number of values.
+    pub null_slot: i64,
+}
+
+/// A [`Varies::OrderKey`] family over one chunk's candidates: orders are
+/// given to the members that keep their value of the attribute, counting
+/// the lines of `products` (all lines when `None`). Lists as
+/// [`member_lists`].
+pub(crate) fn order_value_lists(
+    view: &ChunkView,
+    keep: &Keep,
+    values: &ValueMembers,
+    products: Option<&[bool]>,
+    tests: &[MemberTests<'_>],
+    locals: &[usize],
+) -> Vec<Vec<usize>> {
+    let mut tally = Tally::new(tests);
+    let cols = view.line_columns();
+    for &c in locals {
+        for i in keep.candidate_orders(view, c) {
+            if !keep.candidate_kept(view, i) {
+                continue;
+            }
+            let v = view.order_attr(values.attr, i);
+            let of = values
+                .members
+                .of(if v == NULL_VALUE { values.null_slot } else { v });
+            if of.is_empty() {
+                continue;
+            }
+            let sums = match products {
+                None => {
+                    let t = view.run_totals(i..i + 1);
+                    (t.lines, t.units, t.cents)
+                }
+                Some(allowed) => match allowed_sums(&cols, allowed, view.line_range(i)) {
+                    (0, _, _) => continue,
+                    sums => sums,
+                },
+            };
+            let order = order_id(view, i);
+            for &m in of {
+                tally.add(m, order, sums);
+            }
+        }
+        tally.close(c);
+    }
+    tally.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn catalog(rules: Vec<serde_json::Value>) -> Catalog {
+        let segments: Vec<_> = rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| json!({"code": format!("s{i}"), "rule": rule}))
+            .collect();
+        Catalog::from_json(&json!(segments)).unwrap()
+    }
+
+    fn bought(w: serde_json::Value) -> serde_json::Value {
+        json!({"purchased": {"where": w, "window": {"last_days": 30}, "having": {"orders": {"gte": 3}}}})
+    }
+
+    #[test]
+    fn families_group_by_what_varies() {
+        let c = catalog(vec![
+            bought(json!({"brand": ["A"], "store": ["1"]})),
+            bought(json!({"brand": ["B"], "store": ["1"]})),
+            bought(json!({"store": ["1"]})),
+            bought(json!({"store": ["2"]})),
+            bought(json!({"store": ["3"], "payment_method": ["cash"]})),
+            bought(json!({"store": ["4"], "payment_method": ["cash"]})),
+            bought(json!({"store": ["4"], "payment_method": ["card"]})),
+            bought(json!({"store": ["5"]})),
+            bought(json!({"store": ["5"], "payment_method": ["cash"]})),
+        ]);
+        let fams = families(&c);
+        let of = |i: usize| {
+            let key = c.segments()[i].rule.canonical();
+            fams.get(&key).cloned()
+        };
+        // Brands at one store: a products family.
+        let f0 = of(0).expect("brand family");
+        assert_eq!(f0.varies, Varies::Products);
+        assert!(Arc::ptr_eq(&f0, &of(1).unwrap()));
+        assert_eq!(f0.members.len(), 2);
+        // Stores alone: a family of store values.
+        let f2 = of(2).expect("store family");
+        assert_eq!(f2.varies, Varies::OrderKey("store".into()));
+        assert!(Arc::ptr_eq(&f2, &of(3).unwrap()) && Arc::ptr_eq(&f2, &of(7).unwrap()));
+        assert_eq!(f2.members.len(), 3);
+        // With cash: stores 3, 4 and 5 vary in store, store 4's card and
+        // cash in payment method; each condition joins one family, the one
+        // with more `where`s.
+        let f4 = of(4).expect("cash family");
+        assert!(Arc::ptr_eq(&f4, &of(5).unwrap()) && Arc::ptr_eq(&f4, &of(8).unwrap()));
+        assert_eq!(f4.varies, Varies::OrderKey("store".into()));
+        assert!(of(6).is_none(), "store 4 by card is left alone");
+    }
 }

@@ -138,6 +138,16 @@ impl Purchase {
         )
     }
 
+    /// [`Self::lines_key`] without the `where` key `key`: equal for
+    /// purchase conditions that differ only in the values of `key`.
+    pub fn lines_key_except(&self, key: &str) -> String {
+        format!(
+            "purchased:{{{}}}:{:?}",
+            self.filters_key(|f| f.key != key),
+            self.window
+        )
+    }
+
     /// Whether the `where` has a product key.
     pub fn filters_products(&self) -> bool {
         self.filters.iter().any(|f| !is_order_key(&f.key))

@@ -13,7 +13,7 @@ use segdex_index::chunk::{ChunkView, NULL_VALUE};
 use std::ops::Range;
 
 /// An order-attribute filter of a `where`, resolved to value ids.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct AttrFilter {
     /// Which order attribute (index into `chunk::ORDER_ATTRS`).
     pub attr: usize,
