@@ -14,6 +14,10 @@
 //!   otherwise each candidate's lines are checked in the customer-sorted
 //!   line store, chunk by chunk in parallel. Customers outside the
 //!   candidates have every measure 0, which decides them at once.
+//! * Families (see [`crate::family`]): in a batch, purchase conditions with
+//!   a `having` that differ only in the products kept, or only in one order
+//!   key's values (the same template over many brands or stores), are
+//!   measured together in one walk over the union of their candidates.
 
 use crate::family::{self, Family, ProductMembers};
 use crate::lang::{AttrTest, CmpOp, Condition, Decimal, Measure, Purchase, SegmentError, Window};
@@ -97,8 +101,9 @@ pub struct SharingStats {
     pub hits: u64,
     /// Shared sub-conditions computed.
     pub computed: u64,
-    /// Families of purchase conditions (same orders kept, different
-    /// products) measured in one walk of the line store each.
+    /// Families of purchase conditions (alike but for the products kept, or
+    /// for one order key's values) measured in one walk of the line store
+    /// each.
     pub family_walks: u64,
 }
 
