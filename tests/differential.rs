@@ -28,6 +28,24 @@ fn id_set(index: &Index, members: &segdex::Bitmap) -> BTreeSet<String> {
         .collect()
 }
 
+/// Builds `case`'s index under `dir` and opens it.
+fn case_index(seed: u64, case: &segdex_reference::cases::Case, dir: &std::path::Path) -> Index {
+    let index_dir = dir.join("index");
+    let opts = BuildOptions {
+        timezone: case.timezone.clone(),
+        strict: false,
+    };
+    build_index(
+        &case.data_dir,
+        case.mapping.as_deref(),
+        &index_dir,
+        &opts,
+        &|_| {},
+    )
+    .unwrap_or_else(|e| panic!("seed {seed}: build failed: {e}"));
+    Index::open(&index_dir).unwrap()
+}
+
 #[test]
 fn engine_matches_reference_on_random_cases() {
     let cases = env_u64("SEGDEX_DIFF_CASES", 24);
@@ -38,20 +56,7 @@ fn engine_matches_reference_on_random_cases() {
     for seed in start..start + cases {
         let dir = tempfile::tempdir().unwrap();
         let case = segdex_reference::cases::random_case(seed, dir.path());
-        let index_dir = dir.path().join("index");
-        let opts = BuildOptions {
-            timezone: case.timezone.clone(),
-            strict: false,
-        };
-        build_index(
-            &case.data_dir,
-            case.mapping.as_deref(),
-            &index_dir,
-            &opts,
-            &|_| {},
-        )
-        .unwrap_or_else(|e| panic!("seed {seed}: build failed: {e}"));
-        let index = Index::open(&index_dir).unwrap();
+        let index = case_index(seed, &case, dir.path());
         let reference =
             segdex_reference::load(&case.data_dir, case.mapping.as_deref(), &case.timezone)
                 .unwrap_or_else(|e| panic!("seed {seed}: reference load failed: {e}"));
@@ -265,20 +270,7 @@ fn purchase_families_match_reference() {
             }
         }
         let segments = serde_json::Value::Array(segments);
-        let index_dir = dir.path().join("index");
-        let opts = BuildOptions {
-            timezone: case.timezone.clone(),
-            strict: false,
-        };
-        build_index(
-            &case.data_dir,
-            case.mapping.as_deref(),
-            &index_dir,
-            &opts,
-            &|_| {},
-        )
-        .unwrap();
-        let index = Index::open(&index_dir).unwrap();
+        let index = case_index(seed, &case, dir.path());
         let reference =
             segdex_reference::load(&case.data_dir, case.mapping.as_deref(), &case.timezone)
                 .unwrap();

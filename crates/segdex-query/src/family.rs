@@ -304,38 +304,48 @@ fn order_id(view: &ChunkView, i: usize) -> i64 {
     }
 }
 
-/// A [`Varies::Products`] family over one chunk's candidates (local
-/// numbers, ascending): one list per test, in member order then test order
-/// (see [`Tally::close`]).
-pub(crate) fn member_lists(
+/// Walks the kept orders of each of one chunk's candidates (local numbers,
+/// ascending), giving each order (position, identity) to `add`, then tests
+/// the candidate: one list per test, in member order then test order (see
+/// [`Tally::close`]).
+fn tally_orders<'t>(
     view: &ChunkView,
     keep: &Keep,
-    products: &ProductMembers,
-    tests: &[MemberTests<'_>],
+    tests: &'t [MemberTests<'t>],
     locals: &[usize],
+    mut add: impl FnMut(&mut Tally<'t>, usize, i64),
 ) -> Vec<Vec<usize>> {
     let mut tally = Tally::new(tests);
-    let cols = view.line_columns();
     for &c in locals {
         for i in keep.candidate_orders(view, c) {
-            if !keep.candidate_kept(view, i) {
-                continue;
-            }
-            let order = order_id(view, i);
-            for j in view.line_range(i) {
-                let of = products.of(cols.product.get(j));
-                if of.is_empty() {
-                    continue;
-                }
-                let line = (1, cols.qty.get(j), cols.cents.get(j));
-                for &m in of {
-                    tally.add(m, order, line);
-                }
+            if keep.candidate_kept(view, i) {
+                add(&mut tally, i, order_id(view, i));
             }
         }
         tally.close(c);
     }
     tally.out
+}
+
+/// A [`Varies::Products`] family over one chunk's candidates: each kept
+/// line is added to the members that keep its product. Lists as
+/// [`tally_orders`].
+pub(crate) fn member_lists<'t>(
+    view: &ChunkView,
+    keep: &Keep,
+    products: &ProductMembers,
+    tests: &'t [MemberTests<'t>],
+    locals: &[usize],
+) -> Vec<Vec<usize>> {
+    let cols = view.line_columns();
+    tally_orders(view, keep, tests, locals, |tally, i, order| {
+        for j in view.line_range(i) {
+            let line = (1, cols.qty.get(j), cols.cents.get(j));
+            for &m in products.of(cols.product.get(j)) {
+                tally.add(m, order, line);
+            }
+        }
+    })
 }
 
 /// Which members keep each value of one order attribute.
@@ -351,47 +361,38 @@ pub(crate) struct ValueMembers {
 /// A [`Varies::OrderKey`] family over one chunk's candidates: orders are
 /// given to the members that keep their value of the attribute, counting
 /// the lines of `products` (all lines when `None`). Lists as
-/// [`member_lists`].
-pub(crate) fn order_value_lists(
+/// [`tally_orders`].
+pub(crate) fn order_value_lists<'t>(
     view: &ChunkView,
     keep: &Keep,
     values: &ValueMembers,
     products: Option<&[bool]>,
-    tests: &[MemberTests<'_>],
+    tests: &'t [MemberTests<'t>],
     locals: &[usize],
 ) -> Vec<Vec<usize>> {
-    let mut tally = Tally::new(tests);
     let cols = view.line_columns();
-    for &c in locals {
-        for i in keep.candidate_orders(view, c) {
-            if !keep.candidate_kept(view, i) {
-                continue;
-            }
-            let v = view.order_attr(values.attr, i);
-            let of = values
-                .members
-                .of(if v == NULL_VALUE { values.null_slot } else { v });
-            if of.is_empty() {
-                continue;
-            }
-            let sums = match products {
-                None => {
-                    let t = view.run_totals(i..i + 1);
-                    (t.lines, t.units, t.cents)
-                }
-                Some(allowed) => match allowed_sums(&cols, allowed, view.line_range(i)) {
-                    (0, _, _) => continue,
-                    sums => sums,
-                },
-            };
-            let order = order_id(view, i);
-            for &m in of {
-                tally.add(m, order, sums);
-            }
+    tally_orders(view, keep, tests, locals, |tally, i, order| {
+        let v = view.order_attr(values.attr, i);
+        let of = values
+            .members
+            .of(if v == NULL_VALUE { values.null_slot } else { v });
+        if of.is_empty() {
+            return;
         }
-        tally.close(c);
-    }
-    tally.out
+        let sums = match products {
+            None => {
+                let t = view.run_totals(i..i + 1);
+                (t.lines, t.units, t.cents)
+            }
+            Some(allowed) => match allowed_sums(&cols, allowed, view.line_range(i)) {
+                (0, _, _) => return,
+                sums => sums,
+            },
+        };
+        for &m in of {
+            tally.add(m, order, sums);
+        }
+    })
 }
 
 #[cfg(test)]
