@@ -19,7 +19,7 @@
 //!   key's values (the same template over many brands or stores), are
 //!   measured together in one walk over the union of their candidates.
 
-use crate::family::{self, Family, ProductMembers};
+use crate::family::{self, Family, KeptBy};
 use crate::lang::{AttrTest, CmpOp, Condition, Decimal, Measure, Purchase, SegmentError, Window};
 use crate::verify::{self, AttrFilter, Keep, Measures, having_holds};
 use crate::window::{AsOf, DayRange, anniversary_slots, born_by, days};
@@ -1467,7 +1467,7 @@ impl<'a> Evaluator<'a> {
                     .iter()
                     .map(|(p, _)| p.products.as_ref().map_or(&[][..], |(_, l)| l.as_slice()))
                     .collect();
-                let products = ProductMembers::new(n_products, &lists);
+                let products = KeptBy::new(n_products, &lists);
                 if products.pairs() > 2 * n_products.max(1) {
                     return Ok(None);
                 }
@@ -1485,63 +1485,33 @@ impl<'a> Evaluator<'a> {
                 let Some((attr, field)) = self.index.order_attr(key) else {
                     return Ok(None);
                 };
-                // Each member's filter of `attr`, as the value ids it keeps
-                // (null after the last); the other filters are the same in
-                // every member.
-                let null_slot = field.values.len();
-                let mut lists = Vec::with_capacity(plans.len());
-                let mut all = AttrFilter {
-                    attr,
-                    allowed: vec![false; null_slot],
-                    null_ok: false,
-                    sections: Vec::new(),
-                };
+                // Each member's filter of `attr`; the other filters are the
+                // same in every member.
+                let mut of_attr = Vec::with_capacity(plans.len());
                 for (p, _) in &plans {
-                    let mut of_attr = p.filters.iter().filter(|f| f.attr == attr);
-                    let (Some(f), None) = (of_attr.next(), of_attr.next()) else {
+                    let mut fs = p.filters.iter().filter(|f| f.attr == attr);
+                    let (Some(f), None) = (fs.next(), fs.next()) else {
                         return Ok(None);
                     };
-                    let mut kept: Vec<u32> = (0..null_slot as u32)
-                        .filter(|&v| f.allowed[v as usize])
-                        .collect();
-                    if f.null_ok {
-                        kept.push(null_slot as u32);
-                    }
-                    lists.push(kept);
-                    all.allowed
-                        .iter_mut()
-                        .zip(&f.allowed)
-                        .for_each(|(a, &b)| *a |= b);
-                    all.null_ok |= f.null_ok;
-                    all.sections.extend(&f.sections);
+                    of_attr.push(f);
                 }
-                let values = family::ValueMembers {
-                    attr,
-                    members: ProductMembers::new(
-                        null_slot + 1,
-                        &lists.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-                    ),
-                    null_slot: null_slot as i64,
-                };
-                if values.members.pairs() > 2 * (null_slot + 1) {
+                let (values, any) = family::ValueMembers::new(attr, field.values.len(), &of_attr);
+                if values.pairs() > 2 * (field.values.len() + 1) {
                     return Ok(None);
                 }
-                all.sections.sort_unstable();
-                all.sections.dedup();
                 let others: Vec<AttrFilter> = head
                     .filters
                     .iter()
                     .filter(|f| f.attr != attr)
                     .cloned()
                     .collect();
-                let mut with_all = others.clone();
-                with_all.push(all);
+                let mut with_any = others.clone();
+                with_any.push(any);
                 let list = head.products.as_ref().map(|(_, l)| l.as_slice());
-                let cand = self.purchase_candidates(list, false, &with_all, &span, None)?;
-                let keep = self.keep(None, &others, span.lo, span.hi, false);
-                let allowed = head.products.as_ref().map(|(mask, _)| mask.as_slice());
+                let cand = self.purchase_candidates(list, false, &with_any, &span, None)?;
+                let keep = self.keep(head.products.as_ref(), &others, span.lo, span.hi, false);
                 Some(self.chunk_lists(&cand, at_zero.len(), |view, locals| {
-                    family::order_value_lists(view, &keep, &values, allowed, &tests, locals)
+                    family::order_value_lists(view, &keep, &values, &tests, locals)
                 })?)
             }
         };

@@ -19,7 +19,7 @@
 use crate::Catalog;
 use crate::lang::{CmpOp, Condition, Decimal, Measure, Purchase, is_order_key};
 use crate::line_sums::allowed_sums;
-use crate::verify::{Keep, Measures, having_holds};
+use crate::verify::{AttrFilter, Keep, Measures, OrderCount, having_holds, order_id};
 use segdex_index::chunk::{ChunkView, NULL_VALUE};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -121,14 +121,12 @@ pub(crate) fn families(catalog: &Catalog) -> HashMap<String, Arc<Family>> {
         .iter()
         .filter(|(p, _)| !placed.contains(&p.lines_key()))
         .collect();
-    let order_keys = |p: &Purchase| -> Vec<String> {
-        let keys: BTreeSet<String> = p
-            .filters
+    let order_keys = |p: &Purchase| -> BTreeSet<String> {
+        p.filters
             .iter()
             .filter(|f| is_order_key(&f.key))
             .map(|f| f.key.clone())
-            .collect();
-        keys.into_iter().collect()
+            .collect()
     };
     let mut wheres: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
     for (p, _) in &rest {
@@ -166,12 +164,12 @@ pub(crate) fn families(catalog: &Catalog) -> HashMap<String, Arc<Family>> {
 /// For each product number (or order-attribute value id), the family
 /// members that keep it.
 #[derive(Debug)]
-pub(crate) struct ProductMembers {
+pub(crate) struct KeptBy {
     starts: Vec<u32>,
     members: Vec<u32>,
 }
 
-impl ProductMembers {
+impl KeptBy {
     /// From each member's list of kept numbers (`0..n_products`).
     pub fn new(n_products: usize, lists: &[&[u32]]) -> Self {
         let mut counts = vec![0u32; n_products + 1];
@@ -217,13 +215,11 @@ impl ProductMembers {
 /// One member's running measures over a customer's kept lines.
 #[derive(Debug, Default, Clone, Copy)]
 struct Running {
-    /// Distinct orders (0: the member has nothing of this customer yet).
-    orders: i64,
+    /// Distinct orders (none: the member has nothing of this customer yet).
+    orders: OrderCount,
     lines: i64,
     units: i64,
     cents: i64,
-    /// The last order that added to this member.
-    last_order: i64,
 }
 
 /// Every member's measures of one customer at a time, and the lists of
@@ -253,18 +249,14 @@ impl<'t> Tally<'t> {
         }
     }
 
-    /// Adds lines of `order` to member `m`.
+    /// Adds lines of `order` (its [`order_id`]) to member `m`.
     #[inline(always)]
     fn add(&mut self, m: u32, order: i64, (lines, units, cents): (i64, i64, i64)) {
         let r = &mut self.running[m as usize];
-        if r.orders == 0 {
+        if r.orders.n == 0 {
             self.touched.push(m);
-            r.orders = 1;
-            r.last_order = order;
-        } else if r.last_order != order {
-            r.orders += 1;
-            r.last_order = order;
         }
+        r.orders.add_id(order);
         r.lines += lines;
         r.units += units;
         r.cents += cents;
@@ -277,7 +269,7 @@ impl<'t> Tally<'t> {
         for &m in &self.touched {
             let r = std::mem::take(&mut self.running[m as usize]);
             let measures = Measures {
-                orders: r.orders as i128,
+                orders: r.orders.n,
                 lines: r.lines as i128,
                 units: r.units as i128,
                 cents: r.cents as i128,
@@ -289,18 +281,6 @@ impl<'t> Tally<'t> {
             }
         }
         self.touched.clear();
-    }
-}
-
-/// The order identity for counting distinct orders: in a chunk in time
-/// order each order is its own; otherwise the parts of one order id are
-/// adjacent.
-#[inline(always)]
-fn order_id(view: &ChunkView, i: usize) -> i64 {
-    if view.in_time_order() {
-        i as i64
-    } else {
-        view.order_key(i)
     }
 }
 
@@ -333,7 +313,7 @@ fn tally_orders<'t>(
 pub(crate) fn member_lists<'t>(
     view: &ChunkView,
     keep: &Keep,
-    products: &ProductMembers,
+    products: &KeptBy,
     tests: &'t [MemberTests<'t>],
     locals: &[usize],
 ) -> Vec<Vec<usize>> {
@@ -351,22 +331,66 @@ pub(crate) fn member_lists<'t>(
 /// Which members keep each value of one order attribute.
 pub(crate) struct ValueMembers {
     /// The order attribute (index into `chunk::ORDER_ATTRS`).
-    pub attr: usize,
+    attr: usize,
     /// By value id, with null after the last.
-    pub members: ProductMembers,
+    members: KeptBy,
     /// The slot of null: the number of values.
-    pub null_slot: i64,
+    null_slot: i64,
+}
+
+impl ValueMembers {
+    /// From each member's filter of order attribute `attr` (`n_values`
+    /// values), with the filter that keeps what any of them keeps.
+    pub fn new(attr: usize, n_values: usize, filters: &[&AttrFilter]) -> (Self, AttrFilter) {
+        let mut any = AttrFilter {
+            attr,
+            allowed: vec![false; n_values],
+            null_ok: false,
+            sections: Vec::new(),
+        };
+        let mut lists = Vec::with_capacity(filters.len());
+        for f in filters {
+            let mut kept: Vec<u32> = (0..n_values as u32)
+                .filter(|&v| f.allowed[v as usize])
+                .collect();
+            if f.null_ok {
+                kept.push(n_values as u32);
+            }
+            lists.push(kept);
+            any.allowed
+                .iter_mut()
+                .zip(&f.allowed)
+                .for_each(|(a, &b)| *a |= b);
+            any.null_ok |= f.null_ok;
+            any.sections.extend(&f.sections);
+        }
+        any.sections.sort_unstable();
+        any.sections.dedup();
+        let members = KeptBy::new(
+            n_values + 1,
+            &lists.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        );
+        let values = Self {
+            attr,
+            members,
+            null_slot: n_values as i64,
+        };
+        (values, any)
+    }
+
+    /// How many (value, member) pairs there are (see [`KeptBy::pairs`]).
+    pub fn pairs(&self) -> usize {
+        self.members.pairs()
+    }
 }
 
 /// A [`Varies::OrderKey`] family over one chunk's candidates: orders are
 /// given to the members that keep their value of the attribute, counting
-/// the lines of `products` (all lines when `None`). Lists as
-/// [`tally_orders`].
+/// the lines of `keep`'s products. Lists as [`tally_orders`].
 pub(crate) fn order_value_lists<'t>(
     view: &ChunkView,
     keep: &Keep,
     values: &ValueMembers,
-    products: Option<&[bool]>,
     tests: &'t [MemberTests<'t>],
     locals: &[usize],
 ) -> Vec<Vec<usize>> {
@@ -379,12 +403,12 @@ pub(crate) fn order_value_lists<'t>(
         if of.is_empty() {
             return;
         }
-        let sums = match products {
+        let sums = match keep.products {
             None => {
                 let t = view.run_totals(i..i + 1);
                 (t.lines, t.units, t.cents)
             }
-            Some(allowed) => match allowed_sums(&cols, allowed, view.line_range(i)) {
+            Some((allowed, _)) => match allowed_sums(&cols, allowed, view.line_range(i)) {
                 (0, _, _) => return,
                 sums => sums,
             },

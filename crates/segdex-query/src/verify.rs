@@ -225,26 +225,39 @@ fn no_product_measures(view: &ChunkView, keep: &Keep, sums: bool, local: usize) 
     m
 }
 
-/// Distinct order ids among one customer's kept orders, seen in order:
-/// groups of one order id are adjacent, and in a chunk in time order each
-/// group is an order of its own.
-#[derive(Default)]
-struct OrderCount {
-    n: i128,
+/// The identity of order `i` for counting distinct orders: in a chunk in
+/// time order each order is its own; otherwise the parts of one order id
+/// are adjacent and share its key.
+#[inline(always)]
+pub(crate) fn order_id(view: &ChunkView, i: usize) -> i64 {
+    if view.in_time_order() {
+        i as i64
+    } else {
+        view.order_key(i)
+    }
+}
+
+/// Distinct order ids among one customer's kept orders, seen in order
+/// (see [`order_id`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct OrderCount {
+    /// Distinct orders so far.
+    pub n: i128,
     last_key: Option<i64>,
 }
 
 impl OrderCount {
     #[inline]
     fn add(&mut self, view: &ChunkView, i: usize) {
-        let key = if view.in_time_order() {
-            i as i64
-        } else {
-            view.order_key(i)
-        };
-        if self.last_key != Some(key) {
+        self.add_id(order_id(view, i));
+    }
+
+    /// Counts the order with identity `id` (from [`order_id`]).
+    #[inline(always)]
+    pub(crate) fn add_id(&mut self, id: i64) {
+        if self.last_key != Some(id) {
             self.n += 1;
-            self.last_key = Some(key);
+            self.last_key = Some(id);
         }
     }
 }
