@@ -2,8 +2,13 @@
 //! lifetime spend.
 
 mod common;
+use arrow_array::ArrayRef;
 use common::*;
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use segdex::{Bitmap, ExternalId, Index};
+use std::path::Path;
 
 #[test]
 fn ids_stored_columns_and_lifetime_spend() {
@@ -35,4 +40,101 @@ fn ids_stored_columns_and_lifetime_spend() {
     assert!(index.stored_texts("email", &rows).unwrap().is_none());
     // 10: 20.00 + 15.50 + 50.00; 20: null total; 30: 30.00 + 9.99; 40: none.
     assert_eq!(index.lifetime_cents(&rows).unwrap(), [8550, 0, 3999, 0]);
+}
+
+/// An index over `ids` (customers in that file order) with no orders.
+fn ids_only_index(dir: &Path, ids: ArrayRef) -> Index {
+    let data = dir.join("data");
+    write(&data.join("customers.parquet"), vec![("customer_id", ids)]);
+    write(
+        &data.join("products.parquet"),
+        vec![("product_id", ints(&[1]))],
+    );
+    write(
+        &data.join("orders.parquet"),
+        vec![
+            ("order_id", ints(&[])),
+            ("customer_id", ints(&[])),
+            ("store_id", ints(&[])),
+            ("ordered_at", instants(&[])),
+        ],
+    );
+    write(
+        &data.join("order_lines.parquet"),
+        vec![
+            ("order_id", ints(&[])),
+            ("product_id", ints(&[])),
+            ("quantity", ints(&[])),
+            ("line_total", money(&[])),
+        ],
+    );
+    let out = dir.join("index");
+    build(&data, &out).unwrap();
+    Index::open(&out).unwrap()
+}
+
+/// Subsets of `0..n` of every size class the ascending-id paths take
+/// (empty, a few rows sorted directly, dense sets marked in a bitset).
+fn subsets(n: u32, rng: &mut ChaCha8Rng) -> Vec<Bitmap> {
+    let mut out = vec![Bitmap::new(), (0..n).collect()];
+    for density in [0.0005, 0.002, 0.05, 0.5, 0.97] {
+        out.push((0..n).filter(|_| rng.random_bool(density)).collect());
+    }
+    out
+}
+
+#[test]
+fn member_ids_come_out_ascending_for_int_and_string_ids() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let n = 20_000u32;
+    // Scattered ids in file order, negatives included, so row order and id
+    // order differ everywhere.
+    let mut values: Vec<i64> = (0..n as i64).map(|i| i * 7919 - 50_000_000).collect();
+    values.shuffle(&mut rng);
+    let dir = tempfile::tempdir().unwrap();
+    let index = ids_only_index(dir.path(), ints(&values));
+    for rows in subsets(n, &mut rng) {
+        let mut want: Vec<i64> = rows.iter().map(|r| values[r as usize]).collect();
+        want.sort_unstable();
+        let got = index.int_ids_ascending(&rows).unwrap().unwrap();
+        assert_eq!(got, want, "{} rows", rows.len());
+        let got: Vec<i64> = (index.external_ids_ascending(&rows).unwrap())
+            .into_iter()
+            .map(|id| match id {
+                ExternalId::Int(v) => v,
+                ExternalId::Str(s) => panic!("string id {s} in an integer index"),
+            })
+            .collect();
+        assert_eq!(got, want, "{} rows", rows.len());
+    }
+    // Rows past the end are a corrupt reference, not a panic.
+    let past: Bitmap = [n].into_iter().collect();
+    assert!(index.int_ids_ascending(&past).is_err());
+
+    // String ids ascend by their bytes ("C-10" < "C-9", "é" after ASCII).
+    let texts: Vec<String> = (0..n)
+        .map(|i| match i % 3 {
+            0 => format!("C-{}", i * 31 % n),
+            1 => format!("é{i}"),
+            _ => format!("{:x}", i as u64 * 2_654_435_761 % 1_000_003),
+        })
+        .collect();
+    let mut shuffled = texts.clone();
+    shuffled.sort();
+    shuffled.dedup();
+    shuffled.shuffle(&mut rng);
+    let n = shuffled.len() as u32;
+    let dir = tempfile::tempdir().unwrap();
+    let refs: Vec<&str> = shuffled.iter().map(String::as_str).collect();
+    let index = ids_only_index(dir.path(), strs(&refs));
+    for rows in subsets(n, &mut rng) {
+        let mut want: Vec<&str> = rows.iter().map(|r| refs[r as usize]).collect();
+        want.sort_unstable();
+        assert!(index.int_ids_ascending(&rows).unwrap().is_none());
+        let got: Vec<String> = (index.external_ids_ascending(&rows).unwrap())
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
+        assert_eq!(got, want, "{} rows", rows.len());
+    }
 }

@@ -5,6 +5,7 @@ use crate::dates::DateTable;
 use crate::model::*;
 use crate::time::Zone;
 use crate::{IndexError, Result};
+use rayon::prelude::*;
 use segdex_bitmap::{Bitmap, SectionFile};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,19 @@ impl std::fmt::Display for ExternalId {
 /// Per product offsets into (month, bitmap section) entries.
 type ProductMonths = (Vec<u32>, Vec<(i32, u32)>);
 
+/// The customer rows in ascending external-id order, made on first use from
+/// the id dictionary's sorted permutation: what member and event files are
+/// written in (ascending ids delta-encode in about half the bytes of ids in
+/// row order).
+struct IdOrder {
+    /// `rank[row]`: the row's position in ascending id order.
+    rank: Vec<u32>,
+    /// The rows in ascending id order (`by_rank[rank[row]] == row`).
+    by_rank: Vec<u32>,
+    /// For integer ids, the ids in ascending order (`by_rank` mapped).
+    ints: Option<Vec<i64>>,
+}
+
 /// An opened, memory-mapped index.
 pub struct Index {
     dir: PathBuf,
@@ -43,6 +57,7 @@ pub struct Index {
     product_months: OnceLock<ProductMonths>,
     /// Every customer row, made on first use.
     all_rows: OnceLock<Arc<Bitmap>>,
+    id_order: OnceLock<IdOrder>,
     /// Date tables read so far, by section.
     date_tables: Mutex<HashMap<u32, Arc<DateTable>>>,
 }
@@ -131,6 +146,7 @@ impl Index {
             product_months: OnceLock::new(),
             date_tables: Mutex::new(HashMap::new()),
             all_rows: OnceLock::new(),
+            id_order: OnceLock::new(),
         })
     }
 
@@ -352,22 +368,62 @@ impl Index {
         self.id_at(ids, values, row)
     }
 
-    /// The integer external ids of the rows in `rows`, in row order, read
-    /// straight from the id dictionary; `None` when the ids are strings.
-    /// What member and event files are written from.
-    pub fn int_ids(&self, rows: &Bitmap) -> Result<Option<Vec<i64>>> {
-        let ids = &self.meta.customer_ids;
-        if ids.kind != IdKind::Int {
-            return Ok(None);
+    /// The id dictionary's ascending order, checked: the sorted section is
+    /// a permutation of the rows and the ids it orders strictly ascend.
+    fn id_order(&self) -> Result<&IdOrder> {
+        if let Some(order) = self.id_order.get() {
+            return Ok(order);
         }
-        let (values, _) = self.ids_bytes(ids)?;
-        if rows.max().is_some_and(|m| m >= ids.count) {
+        let ids = &self.meta.customer_ids;
+        let (values, sorted) = self.ids_bytes(ids)?;
+        let n = ids.count as usize;
+        let by_rank = le_u32s(sorted);
+        let bad = || self.corrupt("the id dictionary");
+        let mut rank = vec![u32::MAX; n];
+        for (k, &row) in by_rank.iter().enumerate() {
+            let slot = rank.get_mut(row as usize).ok_or_else(bad)?;
+            if *slot != u32::MAX {
+                return Err(bad());
+            }
+            *slot = k as u32;
+        }
+        let ints = match ids.kind {
+            IdKind::Int => {
+                let at = |r: u32| {
+                    let i = 8 * r as usize;
+                    i64::from_le_bytes(values[i..i + 8].try_into().expect("8 bytes"))
+                };
+                let ints: Vec<i64> = by_rank.par_iter().map(|&r| at(r)).collect();
+                if !ints.windows(2).all(|w| w[0] < w[1]) {
+                    return Err(bad());
+                }
+                Some(ints)
+            }
+            IdKind::Str => None,
+        };
+        Ok(self.id_order.get_or_init(|| IdOrder {
+            rank,
+            by_rank,
+            ints,
+        }))
+    }
+
+    /// The ranks (positions in ascending id order) of `rows`, ascending.
+    fn ranks_ascending(&self, order: &IdOrder, rows: &Bitmap) -> Result<Vec<u32>> {
+        let n = order.rank.len();
+        if rows.max().is_some_and(|m| m as usize >= n) {
             return Err(self.corrupt("a row reference"));
         }
-        let mut out = Vec::with_capacity(rows.len() as usize);
-        // Rows are taken in blocks, then their ids gathered in one tight
-        // loop: several times faster than a lookup per iterator step, which
-        // matters where a recalculation writes billions of ids.
+        let m = rows.len() as usize;
+        let mut out = Vec::with_capacity(m);
+        // A small set is sorted; a large one is marked in a bit per rank
+        // and read back in order, linear in the customers (1.25 MB at 10M).
+        if m < n / 1024 {
+            out.extend(rows.iter().map(|r| order.rank[r as usize]));
+            out.sort_unstable();
+            return Ok(out);
+        }
+        let mut words = vec![0u64; n.div_ceil(64)];
         let mut block = [0u32; 4096];
         let mut it = rows.iter();
         loop {
@@ -375,12 +431,44 @@ impl Index {
             if got.is_empty() {
                 break;
             }
-            out.extend(got.iter().map(|&r| {
-                let i = 8 * r as usize;
-                i64::from_le_bytes(values[i..i + 8].try_into().expect("8 bytes"))
-            }));
+            for &r in got.iter() {
+                let k = order.rank[r as usize] as usize;
+                words[k / 64] |= 1 << (k % 64);
+            }
         }
-        Ok(Some(out))
+        for (w, &word) in words.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                out.push((64 * w) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The integer external ids of the rows in `rows`, ascending; `None`
+    /// when the ids are strings. What member and event files are written
+    /// from.
+    pub fn int_ids_ascending(&self, rows: &Bitmap) -> Result<Option<Vec<i64>>> {
+        let order = self.id_order()?;
+        let Some(ints) = &order.ints else {
+            return Ok(None);
+        };
+        let ranks = self.ranks_ascending(order, rows)?;
+        Ok(Some(ranks.iter().map(|&k| ints[k as usize]).collect()))
+    }
+
+    /// The external ids of the rows in `rows`, ascending (integers by
+    /// value, strings by their bytes).
+    pub fn external_ids_ascending(&self, rows: &Bitmap) -> Result<Vec<ExternalId>> {
+        let ids = &self.meta.customer_ids;
+        let (values, _) = self.ids_bytes(ids)?;
+        let order = self.id_order()?;
+        let ranks = self.ranks_ascending(order, rows)?;
+        ranks
+            .iter()
+            .map(|&k| self.id_at(ids, values, order.by_rank[k as usize]))
+            .collect()
     }
 
     /// The external ids of the rows in `rows`, in row order.

@@ -139,19 +139,25 @@ fn parquet_ids(path: &Path) -> BTreeSet<String> {
         .unwrap()
         .build()
         .unwrap();
-    let mut out = BTreeSet::new();
+    let (mut ints, mut texts) = (Vec::new(), Vec::new());
     for b in reader {
         let b = b.unwrap();
         assert_eq!(b.num_columns(), 1, "{}", path.display());
         let col = b.column_by_name("customer_id").unwrap();
         if let Some(a) = col.as_any().downcast_ref::<Int64Array>() {
-            out.extend(a.values().iter().map(|v| v.to_string()));
+            ints.extend(a.values().iter().copied());
         } else {
             let a = col.as_any().downcast_ref::<StringArray>().unwrap();
-            out.extend((0..a.len()).map(|i| a.value(i).to_string()));
+            texts.extend((0..a.len()).map(|i| a.value(i).to_string()));
         }
     }
-    out
+    // Member files list ids ascending (README, recalculation decisions), each once.
+    assert!(
+        ints.windows(2).all(|w| w[0] < w[1]) && texts.windows(2).all(|w| w[0] < w[1]),
+        "{}: ids do not strictly ascend",
+        path.display()
+    );
+    ints.iter().map(|v| v.to_string()).chain(texts).collect()
 }
 
 fn roaring_ids(index: &Index, path: &Path) -> BTreeSet<String> {
