@@ -107,6 +107,12 @@ fn member_ids_come_out_ascending_for_int_and_string_ids() {
             .collect();
         assert_eq!(got, want, "{} rows", rows.len());
     }
+    // Every id finds its row; ids between and beyond them find none.
+    for (row, &v) in values.iter().enumerate() {
+        assert_eq!(index.row_of(&ExternalId::Int(v)).unwrap(), Some(row as u32));
+        assert_eq!(index.row_of(&ExternalId::Int(v + 1)).unwrap(), None);
+    }
+    assert_eq!(index.row_of(&ExternalId::Int(i64::MIN)).unwrap(), None);
     // Rows past the end are a corrupt reference, not a panic.
     let past: Bitmap = [n].into_iter().collect();
     assert!(index.int_ids_ascending(&past).is_err());
@@ -136,5 +142,11 @@ fn member_ids_come_out_ascending_for_int_and_string_ids() {
             .map(|id| id.to_string())
             .collect();
         assert_eq!(got, want, "{} rows", rows.len());
+    }
+    for (row, id) in refs.iter().enumerate().step_by(7) {
+        let id = ExternalId::Str(id.to_string());
+        assert_eq!(index.row_of(&id).unwrap(), Some(row as u32));
+        let missing = ExternalId::Str(format!("{id}~"));
+        assert_eq!(index.row_of(&missing).unwrap(), None);
     }
 }

@@ -584,9 +584,15 @@ impl Index {
 
     /// The row of customer `id`, if it exists.
     pub fn row_of(&self, id: &ExternalId) -> Result<Option<u32>> {
+        // The cached ascending order: one decode per process, not one per
+        // lookup (a `customer_id in [...]` list looks up every id).
+        let order = self.id_order()?;
+        let rows = &order.by_rank;
+        if let (Some(ints), ExternalId::Int(v)) = (&order.ints, id) {
+            return Ok(ints.binary_search(v).ok().map(|k| rows[k]));
+        }
         let ids = &self.meta.customer_ids;
-        let (values, sorted) = self.ids_bytes(ids)?;
-        let rows = le_u32s(sorted);
+        let (values, _) = self.ids_bytes(ids)?;
         let mut lo = 0usize;
         let mut hi = rows.len();
         while lo < hi {
