@@ -45,6 +45,41 @@ struct IdOrder {
     ints: Option<Vec<i64>>,
 }
 
+impl IdOrder {
+    /// The order of the dictionary `values` / `sorted` (its sorted-rows
+    /// section), or `None` when it is not a permutation of the rows or the
+    /// integer ids do not strictly ascend along it.
+    fn checked(ids: &IdsMeta, values: &[u8], sorted: &[u8]) -> Option<Self> {
+        let by_rank = le_u32s(sorted);
+        let mut rank = vec![u32::MAX; ids.count as usize];
+        for (k, &row) in by_rank.iter().enumerate() {
+            let slot = rank.get_mut(row as usize)?;
+            if *slot != u32::MAX {
+                return None;
+            }
+            *slot = k as u32;
+        }
+        let ints = match ids.kind {
+            IdKind::Int => {
+                let ints: Vec<i64> = by_rank
+                    .par_iter()
+                    .map(|&r| le_u64_at(values, r as usize) as i64)
+                    .collect();
+                if !ints.windows(2).all(|w| w[0] < w[1]) {
+                    return None;
+                }
+                Some(ints)
+            }
+            IdKind::Str => None,
+        };
+        Some(IdOrder {
+            rank,
+            by_rank,
+            ints,
+        })
+    }
+}
+
 /// An opened, memory-mapped index.
 pub struct Index {
     dir: PathBuf,
@@ -57,7 +92,8 @@ pub struct Index {
     product_months: OnceLock<ProductMonths>,
     /// Every customer row, made on first use.
     all_rows: OnceLock<Arc<Bitmap>>,
-    id_order: OnceLock<IdOrder>,
+    /// `None` when the dictionary's order is corrupt.
+    id_order: OnceLock<Option<IdOrder>>,
     /// Date tables read so far, by section.
     date_tables: Mutex<HashMap<u32, Arc<DateTable>>>,
 }
@@ -76,6 +112,12 @@ fn le_u32s(bytes: &[u8]) -> Vec<u32> {
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
         .collect()
+}
+
+/// The `i`-th little-endian u64 of `bytes` (the id dictionary's values and
+/// string offsets).
+fn le_u64_at(bytes: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"))
 }
 
 impl Index {
@@ -346,7 +388,7 @@ impl Index {
         if r >= ids.count as usize {
             return Err(self.corrupt("a row reference"));
         }
-        let u = |i: usize| u64::from_le_bytes(values[8 * i..8 * i + 8].try_into().expect("8"));
+        let u = |i: usize| le_u64_at(values, i);
         Ok(match ids.kind {
             IdKind::Int => ExternalId::Int(u(r) as i64),
             IdKind::Str => {
@@ -370,42 +412,14 @@ impl Index {
 
     /// The id dictionary's ascending order, checked: the sorted section is
     /// a permutation of the rows and the ids it orders strictly ascend.
+    /// Made once, even when the first callers run in parallel.
     fn id_order(&self) -> Result<&IdOrder> {
-        if let Some(order) = self.id_order.get() {
-            return Ok(order);
-        }
         let ids = &self.meta.customer_ids;
         let (values, sorted) = self.ids_bytes(ids)?;
-        let n = ids.count as usize;
-        let by_rank = le_u32s(sorted);
-        let bad = || self.corrupt("the id dictionary");
-        let mut rank = vec![u32::MAX; n];
-        for (k, &row) in by_rank.iter().enumerate() {
-            let slot = rank.get_mut(row as usize).ok_or_else(bad)?;
-            if *slot != u32::MAX {
-                return Err(bad());
-            }
-            *slot = k as u32;
-        }
-        let ints = match ids.kind {
-            IdKind::Int => {
-                let at = |r: u32| {
-                    let i = 8 * r as usize;
-                    i64::from_le_bytes(values[i..i + 8].try_into().expect("8 bytes"))
-                };
-                let ints: Vec<i64> = by_rank.par_iter().map(|&r| at(r)).collect();
-                if !ints.windows(2).all(|w| w[0] < w[1]) {
-                    return Err(bad());
-                }
-                Some(ints)
-            }
-            IdKind::Str => None,
-        };
-        Ok(self.id_order.get_or_init(|| IdOrder {
-            rank,
-            by_rank,
-            ints,
-        }))
+        self.id_order
+            .get_or_init(|| IdOrder::checked(ids, values, sorted))
+            .as_ref()
+            .ok_or_else(|| self.corrupt("the id dictionary"))
     }
 
     /// The ranks (positions in ascending id order) of `rows`, ascending.
