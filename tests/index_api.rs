@@ -42,10 +42,15 @@ fn ids_stored_columns_and_lifetime_spend() {
     assert_eq!(index.lifetime_cents(&rows).unwrap(), [8550, 0, 3999, 0]);
 }
 
-/// An index over `ids` (customers in that file order) with no orders.
-fn ids_only_index(dir: &Path, ids: ArrayRef) -> Index {
+/// An index over `ids` (customers in that file order, `first_name` of each
+/// "n" and its id) with no orders.
+fn ids_only_index(dir: &Path, ids: ArrayRef, names: &[String]) -> Index {
     let data = dir.join("data");
-    write(&data.join("customers.parquet"), vec![("customer_id", ids)]);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    write(
+        &data.join("customers.parquet"),
+        vec![("customer_id", ids), ("first_name", strs(&names))],
+    );
     write(
         &data.join("products.parquet"),
         vec![("product_id", ints(&[1]))],
@@ -73,8 +78,7 @@ fn ids_only_index(dir: &Path, ids: ArrayRef) -> Index {
     Index::open(&out).unwrap()
 }
 
-/// Subsets of `0..n` of every size class the ascending-id paths take
-/// (empty, a few rows sorted directly, dense sets marked in a bitset).
+/// Subsets of `0..n` of every size class (empty, a few rows, dense sets).
 fn subsets(n: u32, rng: &mut ChaCha8Rng) -> Vec<Bitmap> {
     let mut out = vec![Bitmap::new(), (0..n).collect()];
     for density in [0.0005, 0.002, 0.05, 0.5, 0.97] {
@@ -83,22 +87,32 @@ fn subsets(n: u32, rng: &mut ChaCha8Rng) -> Vec<Bitmap> {
     out
 }
 
+/// The names `ids_only_index` gives customers with `ids`.
+fn names_of<T: std::fmt::Display>(ids: &[T]) -> Vec<String> {
+    ids.iter().map(|id| format!("n{id}")).collect()
+}
+
 #[test]
-fn member_ids_come_out_ascending_for_int_and_string_ids() {
+fn rows_are_numbered_in_ascending_id_order_for_int_and_string_ids() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let n = 20_000u32;
-    // Scattered ids in file order, negatives included, so row order and id
-    // order differ everywhere.
+    // Scattered ids in shuffled file order, negatives included.
     let mut values: Vec<i64> = (0..n as i64).map(|i| i * 7919 - 50_000_000).collect();
     values.shuffle(&mut rng);
     let dir = tempfile::tempdir().unwrap();
-    let index = ids_only_index(dir.path(), ints(&values));
+    let index = ids_only_index(dir.path(), ints(&values), &names_of(&values));
+    let mut ascending = values.clone();
+    ascending.sort_unstable();
     for rows in subsets(n, &mut rng) {
-        let mut want: Vec<i64> = rows.iter().map(|r| values[r as usize]).collect();
-        want.sort_unstable();
-        let got = index.int_ids_ascending(&rows).unwrap().unwrap();
-        assert_eq!(got, want, "{} rows", rows.len());
-        let got: Vec<i64> = (index.external_ids_ascending(&rows).unwrap())
+        let want: Vec<i64> = rows.iter().map(|r| ascending[r as usize]).collect();
+        assert!(want.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            index.int_ids(&rows).unwrap().unwrap(),
+            want,
+            "{} rows",
+            rows.len()
+        );
+        let got: Vec<i64> = (index.external_ids(&rows).unwrap())
             .into_iter()
             .map(|id| match id {
                 ExternalId::Int(v) => v,
@@ -106,16 +120,20 @@ fn member_ids_come_out_ascending_for_int_and_string_ids() {
             })
             .collect();
         assert_eq!(got, want, "{} rows", rows.len());
+        // A customer's columns move with it.
+        let names = index.stored_texts("first_name", &rows).unwrap().unwrap();
+        assert_eq!(names, names_of(&want), "{} rows", rows.len());
     }
     // Every id finds its row; ids between and beyond them find none.
-    for (row, &v) in values.iter().enumerate() {
+    for (row, &v) in ascending.iter().enumerate() {
         assert_eq!(index.row_of(&ExternalId::Int(v)).unwrap(), Some(row as u32));
         assert_eq!(index.row_of(&ExternalId::Int(v + 1)).unwrap(), None);
     }
     assert_eq!(index.row_of(&ExternalId::Int(i64::MIN)).unwrap(), None);
     // Rows past the end are a corrupt reference, not a panic.
     let past: Bitmap = [n].into_iter().collect();
-    assert!(index.int_ids_ascending(&past).is_err());
+    assert!(index.int_ids(&past).is_err());
+    assert!(index.external_ids(&past).is_err());
 
     // String ids ascend by their bytes ("C-10" < "C-9", "é" after ASCII).
     let texts: Vec<String> = (0..n)
@@ -125,25 +143,30 @@ fn member_ids_come_out_ascending_for_int_and_string_ids() {
             _ => format!("{:x}", i as u64 * 2_654_435_761 % 1_000_003),
         })
         .collect();
-    let mut shuffled = texts.clone();
-    shuffled.sort();
-    shuffled.dedup();
+    let mut ascending = texts.clone();
+    ascending.sort();
+    ascending.dedup();
+    let mut shuffled = ascending.clone();
     shuffled.shuffle(&mut rng);
     let n = shuffled.len() as u32;
     let dir = tempfile::tempdir().unwrap();
     let refs: Vec<&str> = shuffled.iter().map(String::as_str).collect();
-    let index = ids_only_index(dir.path(), strs(&refs));
+    let index = ids_only_index(dir.path(), strs(&refs), &names_of(&shuffled));
     for rows in subsets(n, &mut rng) {
-        let mut want: Vec<&str> = rows.iter().map(|r| refs[r as usize]).collect();
-        want.sort_unstable();
-        assert!(index.int_ids_ascending(&rows).unwrap().is_none());
-        let got: Vec<String> = (index.external_ids_ascending(&rows).unwrap())
+        let want: Vec<&str> = rows
+            .iter()
+            .map(|r| ascending[r as usize].as_str())
+            .collect();
+        assert!(index.int_ids(&rows).unwrap().is_none());
+        let got: Vec<String> = (index.external_ids(&rows).unwrap())
             .iter()
             .map(|id| id.to_string())
             .collect();
         assert_eq!(got, want, "{} rows", rows.len());
+        let names = index.stored_texts("first_name", &rows).unwrap().unwrap();
+        assert_eq!(names, names_of(&want), "{} rows", rows.len());
     }
-    for (row, id) in refs.iter().enumerate().step_by(7) {
+    for (row, id) in ascending.iter().enumerate().step_by(7) {
         let id = ExternalId::Str(id.to_string());
         assert_eq!(index.row_of(&id).unwrap(), Some(row as u32));
         let missing = ExternalId::Str(format!("{id}~"));

@@ -12,7 +12,7 @@ use crate::model::*;
 use crate::time::{Zone, date_of, month_day_slot, month_of};
 use crate::{IndexError, Result};
 use ahash::AHashMap;
-use arrow_array::{Array, BooleanArray, Int64Array, ListArray, StringArray};
+use arrow_array::{Array, BooleanArray, Int64Array, ListArray, StringArray, UInt32Array};
 use chrono::Datelike;
 use rayon::prelude::*;
 use segdex_bitmap::{Bitmap, BsiBuilder, SectionWriter};
@@ -480,6 +480,13 @@ impl IdMap {
             _ => false,
         }
     }
+    /// Replaces every number `v` by `new[v]`.
+    fn renumber(&mut self, new: &[u32]) {
+        match self {
+            IdMap::Int(m) => m.renumber(new),
+            IdMap::Str(m) => m.values_mut().for_each(|v| *v = new[*v as usize]),
+        }
+    }
     /// Id of `i`, inserted as the next number if new.
     fn get_or_insert(&mut self, c: &IdCol, i: usize) -> u32 {
         match (self, c) {
@@ -503,9 +510,25 @@ impl IdMap {
     }
 }
 
-/// Reads a key column into an id dictionary in row order, refusing nulls
-/// and duplicates. Returns the map and the ids' section bytes.
-fn read_keys(table: &Table, key: &str, kind: IdKind) -> Result<(IdMap, Vec<u8>, Vec<u8>, u32)> {
+/// A keyed table's ids as [`read_keys`] numbers them: row `r` is the
+/// `r`-th smallest id (integers by value, strings by their bytes), so
+/// member lists in row order are ascending and lookups binary-search.
+struct Keys {
+    kind: IdKind,
+    /// External id → row.
+    map: IdMap,
+    /// The id dictionary's values section, in row order.
+    values: Vec<u8>,
+    /// `file_rows[r]`: where row `r` is in the table's files (its position
+    /// counting across files and batches); `None` when the files already
+    /// list the ids ascending.
+    file_rows: Option<Vec<u32>>,
+    count: u32,
+}
+
+/// Reads a key column into an id dictionary, refusing nulls and
+/// duplicates, and numbers the rows in ascending id order.
+fn read_keys(table: &Table, key: &str, kind: IdKind) -> Result<Keys> {
     // Each batch's ids with its file and first row, for error messages.
     let batches = read_table(table, &[key], |b| {
         Ok((
@@ -547,30 +570,50 @@ fn read_keys(table: &Table, key: &str, kind: IdKind) -> Result<(IdMap, Vec<u8>, 
             })?;
         }
     }
-    let mut values = Vec::new();
+    // `order[r]`: the file position of the `r`-th smallest id.
     let mut order: Vec<u32> = (0..n).collect();
     match kind {
+        IdKind::Int => order.par_sort_unstable_by_key(|&r| int_vals[r as usize]),
+        IdKind::Str => {
+            order.par_sort_unstable_by(|&a, &b| str_vals[a as usize].cmp(&str_vals[b as usize]))
+        }
+    }
+    let mut values = Vec::new();
+    match kind {
         IdKind::Int => {
-            for v in &int_vals {
-                values.extend_from_slice(&v.to_le_bytes());
+            for &r in &order {
+                values.extend_from_slice(&int_vals[r as usize].to_le_bytes());
             }
-            order.par_sort_unstable_by_key(|&r| int_vals[r as usize]);
         }
         IdKind::Str => {
             let mut off = 0u64;
             values.extend_from_slice(&off.to_le_bytes());
-            for s in &str_vals {
-                off += s.len() as u64;
+            for &r in &order {
+                off += str_vals[r as usize].len() as u64;
                 values.extend_from_slice(&off.to_le_bytes());
             }
-            for s in &str_vals {
-                values.extend_from_slice(s.as_bytes());
+            for &r in &order {
+                values.extend_from_slice(str_vals[r as usize].as_bytes());
             }
-            order.par_sort_unstable_by(|&a, &b| str_vals[a as usize].cmp(&str_vals[b as usize]));
         }
     }
-    let sorted: Vec<u8> = order.iter().flat_map(|r| r.to_le_bytes()).collect();
-    Ok((map, values, sorted, n))
+    let file_rows = if order.iter().enumerate().all(|(r, &f)| r as u32 == f) {
+        None
+    } else {
+        let mut row_of_file = vec![0u32; n as usize];
+        for (r, &f) in order.iter().enumerate() {
+            row_of_file[f as usize] = r as u32;
+        }
+        map.renumber(&row_of_file);
+        Some(order)
+    };
+    Ok(Keys {
+        kind,
+        map,
+        values,
+        file_rows,
+        count: n,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -836,12 +879,15 @@ fn too_wide(plan: &Plan) -> IndexError {
 }
 
 /// Reads a table's planned columns and writes their fields.
+/// Indexes `plans`' columns of `table` with `rows` rows; `file_rows` as in
+/// [`Keys`] (the order rows are numbered in, when not the files' order).
 fn index_table(
     table: &Table,
     plans: &[Plan],
     zone: &Zone,
     w: &mut Writer,
     rows: u32,
+    file_rows: Option<&[u32]>,
 ) -> Result<Vec<Field>> {
     if plans.is_empty() {
         return Ok(Vec::new());
@@ -872,30 +918,80 @@ fn index_table(
         )));
     }
     let mut scratch = FieldScratch::default();
+    let take = file_rows.map(|f| UInt32Array::from(f.to_vec()));
     plans
         .iter()
         .enumerate()
         .map(|(i, p)| {
             let cols: Vec<&Norm> = batches.iter().map(|b| &b[i]).collect();
-            write_field(p, &cols, w, &mut scratch)
+            match &take {
+                None => write_field(p, &cols, w, &mut scratch),
+                Some(take) => {
+                    let gathered = gather(&cols, take)?;
+                    write_field(p, &[&gathered], w, &mut scratch)
+                }
+            }
         })
         .collect()
 }
 
-/// Writes a keyed table's fields, then its id sections from `read_keys`
-/// (`(kind, values, sorted, count)`).
+/// The values of `cols` (one column, batch after batch) at the positions
+/// `take`, in that order: a column in row order when rows are not the
+/// files' order.
+fn gather(cols: &[&Norm], take: &UInt32Array) -> Result<Norm> {
+    fn arrow<A: Array + Clone + 'static>(arrays: Vec<&A>, take: &UInt32Array) -> Result<A> {
+        let dyns: Vec<&dyn Array> = arrays.iter().map(|a| *a as &dyn Array).collect();
+        let all = arrow_select::concat::concat(&dyns)
+            .and_then(|a| arrow_select::take::take(&a, take, None))
+            .map_err(|e| IndexError::Invalid(format!("reordering a column: {e}")))?;
+        all.as_any()
+            .downcast_ref::<A>()
+            .cloned()
+            .ok_or_else(|| IndexError::Invalid("reordering a column changed its type".into()))
+    }
+    fn plain<T: Copy>(vecs: Vec<&Vec<T>>, take: &UInt32Array) -> Result<Vec<T>> {
+        let all: Vec<T> = vecs.into_iter().flatten().copied().collect();
+        Ok(take.values().iter().map(|&f| all[f as usize]).collect())
+    }
+    macro_rules! each {
+        ($variant:ident, $f:ident) => {{
+            let parts = cols
+                .iter()
+                .map(|c| match c {
+                    Norm::$variant(a) => Ok(a),
+                    _ => Err(IndexError::Invalid(
+                        "a column changed type between batches".into(),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Norm::$variant($f(parts, take)?)
+        }};
+    }
+    Ok(match cols.first() {
+        None => return Err(IndexError::Invalid("reordering an empty column".into())),
+        Some(Norm::Str(_)) => each!(Str, arrow),
+        Some(Norm::Int(_)) => each!(Int, arrow),
+        Some(Norm::Bool(_)) => each!(Bool, arrow),
+        Some(Norm::List(_)) => each!(List, arrow),
+        Some(Norm::Dec(_)) => each!(Dec, plain),
+        Some(Norm::Float(_)) => each!(Float, plain),
+        Some(Norm::Days(_)) => each!(Days, plain),
+    })
+}
+
+/// Writes a keyed table's fields, then its id section from [`read_keys`].
 fn write_keyed_table(
     table: &Table,
     plans: &[Plan],
     zone: &Zone,
     w: &mut Writer,
-    (kind, values, sorted, count): (IdKind, Vec<u8>, Vec<u8>, u32),
+    keys: &Keys,
 ) -> Result<(Vec<Field>, IdsMeta)> {
-    let fields = index_table(table, plans, zone, w, count)?;
+    let count = keys.count;
+    let fields = index_table(table, plans, zone, w, count, keys.file_rows.as_deref())?;
     let ids = IdsMeta {
-        kind,
-        values: w.bytes(&values)?,
-        sorted: w.bytes(&sorted)?,
+        kind: keys.kind,
+        values: w.bytes(&keys.values)?,
         count,
     };
     Ok((fields, ids))
@@ -918,8 +1014,9 @@ fn write_stored(
     table: &Table,
     zone: &Zone,
     w: &mut Writer,
-    rows: u32,
+    keys: &Keys,
 ) -> Result<Vec<StoredColumn>> {
+    let rows = keys.count;
     let mut out = Vec::new();
     for name in STORED_COLUMNS {
         let Some(c) = table.column(name) else {
@@ -971,12 +1068,18 @@ fn write_stored(
                     .collect(),
             })
         })?;
-        let texts: Vec<String> = texts.into_iter().flatten().collect();
+        let mut texts: Vec<String> = texts.into_iter().flatten().collect();
         if texts.len() != rows as usize {
             return Err(IndexError::Invalid(format!(
                 "{}: row count changed while reading",
                 table.location.display()
             )));
+        }
+        if let Some(f) = &keys.file_rows {
+            texts = f
+                .iter()
+                .map(|&f| std::mem::take(&mut texts[f as usize]))
+                .collect();
         }
         let offsets = crate::stored::encode(&texts)
             .map_err(|e| IndexError::Invalid(format!("compressing stored column {name}: {e}")))?;
@@ -1841,18 +1944,17 @@ fn write_index(
     // Products.
     progress("reading products");
     let prod_kind = id_kind(&sources.products, "product_id")?;
-    let (products, prod_vals, prod_sorted, n_products) =
-        read_keys(&sources.products, "product_id", prod_kind)?;
+    let product_keys = read_keys(&sources.products, "product_id", prod_kind)?;
     let (pplans, _pstored, product_unindexed) = product_plans(&sources.products)?;
-    let keys = (prod_kind, prod_vals, prod_sorted, n_products);
     let (product_fields, product_ids) =
-        write_keyed_table(&sources.products, &pplans, zone, &mut w, keys)?;
+        write_keyed_table(&sources.products, &pplans, zone, &mut w, &product_keys)?;
+    let (products, n_products) = (product_keys.map, product_keys.count);
 
     // Customers.
     progress("reading customers");
     let cust_kind = id_kind(&sources.customers, "customer_id")?;
-    let (customers, cust_vals, cust_sorted, n_customers) =
-        read_keys(&sources.customers, "customer_id", cust_kind)?;
+    let customer_keys = read_keys(&sources.customers, "customer_id", cust_kind)?;
+    let (customers, n_customers) = (&customer_keys.map, customer_keys.count);
     let (cplans, stored_only, customer_unindexed) = customer_plans(&sources.customers)?;
 
     // Customer fields are written while orders and lines are read: the
@@ -1861,14 +1963,14 @@ fn write_index(
     progress("indexing customers, reading orders and lines");
     let (customer_part, p) = rayon::join(
         || -> Result<_> {
-            let keys = (cust_kind, cust_vals, cust_sorted, n_customers);
+            let keys = &customer_keys;
             let (fields, ids) = write_keyed_table(&sources.customers, &cplans, zone, &mut w, keys)?;
-            let stored = write_stored(&sources.customers, zone, &mut w, n_customers)?;
+            let stored = write_stored(&sources.customers, zone, &mut w, keys)?;
             Ok((fields, ids, stored))
         },
         || {
             let look = Lookups {
-                customers: &customers,
+                customers,
                 cust_kind,
                 products: &products,
                 prod_kind,
@@ -1883,7 +1985,7 @@ fn write_index(
     // A customer error is reported first, as when customers came first.
     let (customer_fields, customer_ids, stored) = customer_part?;
     let p = p?;
-    drop((customers, products));
+    drop((customer_keys, products));
     if opts.strict && !p.skips.counts.is_empty() {
         let first: Vec<&String> = p.skips.first.values().collect();
         return Err(IndexError::Invalid(format!(

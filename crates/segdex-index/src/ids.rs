@@ -162,6 +162,23 @@ impl IntIdTable {
         (v != EMPTY).then_some(v)
     }
 
+    /// Replaces every stored number `v` by `new[v]` (the build renumbers
+    /// rows into ascending id order once all ids are read).
+    pub fn renumber(&mut self, new: &[u32]) {
+        let vals: &mut [u32] = match &mut self.repr {
+            Repr::Hashed { slots } => {
+                for s in slots.iter_mut().filter(|s| s[2] != EMPTY) {
+                    s[2] = new[s[2] as usize];
+                }
+                return;
+            }
+            Repr::Paged { vals, .. } => vals,
+        };
+        for v in vals.iter_mut().filter(|v| **v != EMPTY) {
+            *v = new[*v as usize];
+        }
+    }
+
     /// Stores `k → v`; false (and nothing changed) if `k` is present.
     pub fn insert(&mut self, k: i64, v: u32) -> bool {
         debug_assert!(v != EMPTY);
@@ -255,6 +272,13 @@ mod tests {
         }
         assert_eq!(t.get(123_456_789_012), m.get(&123_456_789_012).copied());
         assert!(IntIdTable::with_capacity(0).get(5).is_none());
+        // Renumbering maps every stored number and leaves absent keys absent.
+        let new: Vec<u32> = (0..5000u32).map(|v| 4999 - v).collect();
+        t.renumber(&new);
+        for (&k, &v) in &m {
+            assert_eq!(t.get(k), Some(4999 - v));
+        }
+        assert_eq!(t.get(123_456_789_012), None);
     }
 
     #[test]
@@ -274,6 +298,13 @@ mod tests {
         }
         assert!(!t.insert(1000, 77), "a duplicate is refused");
         assert!(t.is_paged());
+        let reversed: Vec<u32> = (0..ids.len() as u32).rev().collect();
+        let mut r = t.clone();
+        r.renumber(&reversed);
+        for (&k, &v) in &m {
+            assert_eq!(r.get(k), Some(reversed[v as usize]), "renumbered {k}");
+        }
+        assert_eq!(r.get(999), None);
         for k in [999, 9001, 1004, -2_999_990_001, 1 << 40, i64::MIN, i64::MAX] {
             assert_eq!(t.get(k), m.get(&k).copied(), "get {k}");
         }

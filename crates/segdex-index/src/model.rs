@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the on-disk layout changes; other versions are refused.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// The `format` string of a segdex index manifest.
 pub const FORMAT_NAME: &str = "segdex-index";
 /// Customers per chunk: the unit of parallel evaluation and of sharding.
@@ -190,10 +190,9 @@ pub struct Unindexed {
 pub struct IdsMeta {
     /// int64 or string ids.
     pub kind: IdKind,
-    /// Section with the ids in row order.
+    /// Section with the ids in row order, which is ascending id order
+    /// (integers by value, strings by their bytes).
     pub values: u32,
-    /// Section with row numbers sorted by id (for lookups).
-    pub sorted: u32,
     /// Number of ids.
     pub count: u32,
 }

@@ -32,51 +32,27 @@ impl std::fmt::Display for ExternalId {
 /// Per product offsets into (month, bitmap section) entries.
 type ProductMonths = (Vec<u32>, Vec<(i32, u32)>);
 
-/// The customer rows in ascending external-id order, made on first use from
-/// the id dictionary's sorted permutation: what member and event files are
-/// written in (ascending ids delta-encode in about half the bytes of ids in
-/// row order).
-struct IdOrder {
-    /// `rank[row]`: the row's position in ascending id order.
-    rank: Vec<u32>,
-    /// The rows in ascending id order (`by_rank[rank[row]] == row`).
-    by_rank: Vec<u32>,
-    /// For integer ids, the ids in ascending order (`by_rank` mapped).
-    ints: Option<Vec<i64>>,
-}
-
-impl IdOrder {
-    /// The order of the dictionary `values` / `sorted` (its sorted-rows
-    /// section), or `None` when it is not a permutation of the rows or the
-    /// integer ids do not strictly ascend along it.
-    fn checked(ids: &IdsMeta, values: &[u8], sorted: &[u8]) -> Option<Self> {
-        let by_rank = le_u32s(sorted);
-        let mut rank = vec![u32::MAX; ids.count as usize];
-        for (k, &row) in by_rank.iter().enumerate() {
-            let slot = rank.get_mut(row as usize)?;
-            if *slot != u32::MAX {
-                return None;
-            }
-            *slot = k as u32;
+/// Whether the ids of dictionary `values` strictly ascend along the rows
+/// (integers by value, strings by their bytes), as the build numbers them.
+fn ids_ascend(ids: &IdsMeta, values: &[u8]) -> bool {
+    let n = ids.count as usize;
+    match ids.kind {
+        IdKind::Int => (1..n)
+            .into_par_iter()
+            .all(|r| (le_u64_at(values, r - 1) as i64) < le_u64_at(values, r) as i64),
+        IdKind::Str => {
+            let text = &values[8 * (n + 1)..];
+            let at = |r: usize| {
+                text.get(le_u64_at(values, r) as usize..le_u64_at(values, r + 1) as usize)
+            };
+            (0..n)
+                .into_par_iter()
+                .all(|r| match (r.checked_sub(1).map(at), at(r)) {
+                    (_, None) | (Some(None), _) => false,
+                    (None, Some(_)) => true,
+                    (Some(Some(a)), Some(b)) => a < b,
+                })
         }
-        let ints = match ids.kind {
-            IdKind::Int => {
-                let ints: Vec<i64> = by_rank
-                    .par_iter()
-                    .map(|&r| le_u64_at(values, r as usize) as i64)
-                    .collect();
-                if !ints.windows(2).all(|w| w[0] < w[1]) {
-                    return None;
-                }
-                Some(ints)
-            }
-            IdKind::Str => None,
-        };
-        Some(IdOrder {
-            rank,
-            by_rank,
-            ints,
-        })
     }
 }
 
@@ -92,8 +68,8 @@ pub struct Index {
     product_months: OnceLock<ProductMonths>,
     /// Every customer row, made on first use.
     all_rows: OnceLock<Arc<Bitmap>>,
-    /// `None` when the dictionary's order is corrupt.
-    id_order: OnceLock<Option<IdOrder>>,
+    /// Whether the customer ids ascend along the rows, checked on first use.
+    ids_ascend: OnceLock<bool>,
     /// Date tables read so far, by section.
     date_tables: Mutex<HashMap<u32, Arc<DateTable>>>,
 }
@@ -188,7 +164,7 @@ impl Index {
             product_months: OnceLock::new(),
             date_tables: Mutex::new(HashMap::new()),
             all_rows: OnceLock::new(),
-            id_order: OnceLock::new(),
+            ids_ascend: OnceLock::new(),
         })
     }
 
@@ -368,19 +344,28 @@ impl Index {
         Ok(self.product_months.get_or_init(|| (offsets, entries)))
     }
 
-    fn ids_bytes(&self, ids: &IdsMeta) -> Result<(&[u8], &[u8])> {
+    fn ids_bytes(&self, ids: &IdsMeta) -> Result<&[u8]> {
         let values = self.file.bytes(ids.values)?;
-        let sorted = self.file.bytes(ids.sorted)?;
         let n = ids.count as usize;
-        let ok = sorted.len() == 4 * n
-            && match ids.kind {
-                IdKind::Int => values.len() == 8 * n,
-                IdKind::Str => values.len() >= 8 * (n + 1),
-            };
+        let ok = match ids.kind {
+            IdKind::Int => values.len() == 8 * n,
+            IdKind::Str => values.len() >= 8 * (n + 1),
+        };
         if !ok {
             return Err(self.corrupt("the id dictionary"));
         }
-        Ok((values, sorted))
+        Ok(values)
+    }
+
+    /// The customer id dictionary and its values section, once checked to
+    /// ascend along the rows (what ascending output and lookups rely on).
+    fn ordered_customer_ids(&self) -> Result<(&IdsMeta, &[u8])> {
+        let ids = &self.meta.customer_ids;
+        let values = self.ids_bytes(ids)?;
+        if !*self.ids_ascend.get_or_init(|| ids_ascend(ids, values)) {
+            return Err(self.corrupt("the id dictionary (ids out of order)"));
+        }
+        Ok((ids, values))
     }
 
     fn id_at(&self, ids: &IdsMeta, values: &[u8], row: u32) -> Result<ExternalId> {
@@ -406,89 +391,32 @@ impl Index {
     /// The external id of customer row `row`.
     pub fn external_id(&self, row: u32) -> Result<ExternalId> {
         let ids = &self.meta.customer_ids;
-        let (values, _) = self.ids_bytes(ids)?;
+        let values = self.ids_bytes(ids)?;
         self.id_at(ids, values, row)
     }
 
-    /// The id dictionary's ascending order, checked: the sorted section is
-    /// a permutation of the rows and the ids it orders strictly ascend.
-    /// Made once, even when the first callers run in parallel.
-    fn id_order(&self) -> Result<&IdOrder> {
-        let ids = &self.meta.customer_ids;
-        let (values, sorted) = self.ids_bytes(ids)?;
-        self.id_order
-            .get_or_init(|| IdOrder::checked(ids, values, sorted))
-            .as_ref()
-            .ok_or_else(|| self.corrupt("the id dictionary"))
-    }
-
-    /// The ranks (positions in ascending id order) of `rows`, ascending.
-    fn ranks_ascending(&self, order: &IdOrder, rows: &Bitmap) -> Result<Vec<u32>> {
-        let n = order.rank.len();
-        if rows.max().is_some_and(|m| m as usize >= n) {
+    /// The integer external ids of the rows in `rows`, ascending (rows are
+    /// numbered in id order); `None` when the ids are strings. What member
+    /// and event files are written from.
+    pub fn int_ids(&self, rows: &Bitmap) -> Result<Option<Vec<i64>>> {
+        let (ids, values) = self.ordered_customer_ids()?;
+        if ids.kind != IdKind::Int {
+            return Ok(None);
+        }
+        if rows.max().is_some_and(|m| m >= ids.count) {
             return Err(self.corrupt("a row reference"));
         }
-        let m = rows.len() as usize;
-        let mut out = Vec::with_capacity(m);
-        // A small set is sorted; a large one is marked in a bit per rank
-        // and read back in order, linear in the customers (1.25 MB at 10M).
-        if m < n / 1024 {
-            out.extend(rows.iter().map(|r| order.rank[r as usize]));
-            out.sort_unstable();
-            return Ok(out);
-        }
-        let mut words = vec![0u64; n.div_ceil(64)];
-        let mut block = [0u32; 4096];
-        let mut it = rows.iter();
-        loop {
-            let got = it.next_many(&mut block);
-            if got.is_empty() {
-                break;
-            }
-            for &r in got.iter() {
-                let k = order.rank[r as usize] as usize;
-                words[k / 64] |= 1 << (k % 64);
-            }
-        }
-        for (w, &word) in words.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                out.push((64 * w) as u32 + bits.trailing_zeros());
-                bits &= bits - 1;
-            }
-        }
-        Ok(out)
+        Ok(Some(
+            rows.iter()
+                .map(|r| le_u64_at(values, r as usize) as i64)
+                .collect(),
+        ))
     }
 
-    /// The integer external ids of the rows in `rows`, ascending; `None`
-    /// when the ids are strings. What member and event files are written
-    /// from.
-    pub fn int_ids_ascending(&self, rows: &Bitmap) -> Result<Option<Vec<i64>>> {
-        let order = self.id_order()?;
-        let Some(ints) = &order.ints else {
-            return Ok(None);
-        };
-        let ranks = self.ranks_ascending(order, rows)?;
-        Ok(Some(ranks.iter().map(|&k| ints[k as usize]).collect()))
-    }
-
-    /// The external ids of the rows in `rows`, ascending (integers by
-    /// value, strings by their bytes).
-    pub fn external_ids_ascending(&self, rows: &Bitmap) -> Result<Vec<ExternalId>> {
-        let ids = &self.meta.customer_ids;
-        let (values, _) = self.ids_bytes(ids)?;
-        let order = self.id_order()?;
-        let ranks = self.ranks_ascending(order, rows)?;
-        ranks
-            .iter()
-            .map(|&k| self.id_at(ids, values, order.by_rank[k as usize]))
-            .collect()
-    }
-
-    /// The external ids of the rows in `rows`, in row order.
+    /// The external ids of the rows in `rows`, in row order, which is
+    /// ascending id order (integers by value, strings by their bytes).
     pub fn external_ids(&self, rows: &Bitmap) -> Result<Vec<ExternalId>> {
-        let ids = &self.meta.customer_ids;
-        let (values, _) = self.ids_bytes(ids)?;
+        let (ids, values) = self.ordered_customer_ids()?;
         rows.iter().map(|r| self.id_at(ids, values, r)).collect()
     }
 
@@ -498,7 +426,7 @@ impl Index {
     /// as row ids (recalculation) is valid only under an equal fingerprint.
     pub fn customer_ids_fingerprint(&self) -> Result<u64> {
         let ids = &self.meta.customer_ids;
-        let (values, _) = self.ids_bytes(ids)?;
+        let values = self.ids_bytes(ids)?;
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(&[ids.kind as u8]);
         h.update(&u64::from(ids.count).to_le_bytes());
@@ -557,7 +485,6 @@ impl Index {
         }
         for ids in [&m.customer_ids, &m.product_ids] {
             mark(ids.values, "id dictionaries");
-            mark(ids.sorted, "id dictionaries");
         }
         for &s in &m.purchases.chunks {
             mark(s, "line store (chunks)");
@@ -598,24 +525,21 @@ impl Index {
 
     /// The row of customer `id`, if it exists.
     pub fn row_of(&self, id: &ExternalId) -> Result<Option<u32>> {
-        // The cached ascending order: one decode per process, not one per
-        // lookup (a `customer_id in [...]` list looks up every id).
-        let order = self.id_order()?;
-        let rows = &order.by_rank;
-        if let (Some(ints), ExternalId::Int(v)) = (&order.ints, id) {
-            return Ok(ints.binary_search(v).ok().map(|k| rows[k]));
-        }
-        let ids = &self.meta.customer_ids;
-        let (values, _) = self.ids_bytes(ids)?;
-        let mut lo = 0usize;
-        let mut hi = rows.len();
+        // Rows ascend by id: a binary search over the dictionary.
+        let (ids, values) = self.ordered_customer_ids()?;
+        let (mut lo, mut hi) = (0u32, ids.count);
         while lo < hi {
-            let mid = (lo + hi) / 2;
-            let here = self.id_at(ids, values, rows[mid])?;
-            match here.cmp(id) {
+            let mid = lo + (hi - lo) / 2;
+            let here = match (ids.kind, id) {
+                (IdKind::Int, ExternalId::Int(v)) => {
+                    (le_u64_at(values, mid as usize) as i64).cmp(v)
+                }
+                _ => self.id_at(ids, values, mid)?.cmp(id),
+            };
+            match here {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Some(rows[mid])),
+                std::cmp::Ordering::Equal => return Ok(Some(mid)),
             }
         }
         Ok(None)

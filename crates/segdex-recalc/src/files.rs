@@ -180,10 +180,10 @@ pub(crate) fn id_type(kind: IdKind) -> DataType {
 /// The external ids of `rows`, ascending, as an Arrow array of the index's
 /// id type (int64 or utf8).
 pub(crate) fn id_array(index: &Index, rows: &Bitmap) -> Result<ArrayRef> {
-    if let Some(ids) = index.int_ids_ascending(rows)? {
+    if let Some(ids) = index.int_ids(rows)? {
         return Ok(Arc::new(Int64Array::from(ids)));
     }
-    let ids = index.external_ids_ascending(rows)?;
+    let ids = index.external_ids(rows)?;
     Ok(Arc::new(StringArray::from_iter_values(ids.iter().map(
         |id| match id {
             ExternalId::Str(s) => s.as_str(),
