@@ -878,9 +878,9 @@ fn too_wide(plan: &Plan) -> IndexError {
     ))
 }
 
-/// Reads a table's planned columns and writes their fields.
-/// Indexes `plans`' columns of `table` with `rows` rows; `file_rows` as in
-/// [`Keys`] (the order rows are numbered in, when not the files' order).
+/// Reads `plans`' columns of `table` (`rows` rows) and writes their fields;
+/// `file_rows` as in [`Keys`] (the order rows are numbered in, when not
+/// the files' order).
 fn index_table(
     table: &Table,
     plans: &[Plan],

@@ -45,13 +45,10 @@ fn ids_ascend(ids: &IdsMeta, values: &[u8]) -> bool {
             let at = |r: usize| {
                 text.get(le_u64_at(values, r) as usize..le_u64_at(values, r + 1) as usize)
             };
-            (0..n)
-                .into_par_iter()
-                .all(|r| match (r.checked_sub(1).map(at), at(r)) {
-                    (_, None) | (Some(None), _) => false,
-                    (None, Some(_)) => true,
-                    (Some(Some(a)), Some(b)) => a < b,
-                })
+            (0..n).into_par_iter().all(|r| match at(r) {
+                None => false,
+                Some(b) => r == 0 || at(r - 1).is_some_and(|a| a < b),
+            })
         }
     }
 }
