@@ -1387,7 +1387,8 @@ fn line_qty(b: &Batch<'_>, col_idx: usize, qty: &Int64Array, i: usize) -> Result
 }
 
 /// Returns freed heap memory to the system (glibc keeps it in its arenas
-/// otherwise, and the build's peak RSS would count it twice).
+/// otherwise, and the build's peak RSS would count it twice). Other
+/// allocators (the command's mimalloc) return memory themselves.
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
@@ -1536,30 +1537,6 @@ fn read_denormalized(lines_t: &Table, look: Lookups<'_>) -> Result<Purchases> {
         attr_dicts,
         skips,
     })
-}
-
-/// Reorders `items` so that position `i` holds what was at `perm[i]`,
-/// following the permutation's cycles instead of copying the vector
-/// (orders take gigabytes at 10M customers).
-fn permute_in_place<T>(items: &mut [T], mut perm: Vec<u32>) {
-    const DONE: u32 = u32::MAX;
-    for start in 0..items.len() {
-        if perm[start] == DONE {
-            continue;
-        }
-        // Walk the cycle through `start`: each step pulls the item that
-        // belongs at `cur` from `perm[cur]`.
-        let mut cur = start;
-        loop {
-            let from = perm[cur] as usize;
-            perm[cur] = DONE;
-            if from == start {
-                break;
-            }
-            items.swap(cur, from);
-            cur = from;
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -2010,7 +1987,7 @@ fn write_index(
         .map(|c| attr_table.column(c).is_some())
         .collect();
     let Purchases {
-        mut orders,
+        orders,
         mut lines,
         attr_dicts,
         ..
@@ -2036,13 +2013,17 @@ fn write_index(
         }
         first
     };
+    // `perm[new]` is the file-order index of order `new`. The orders stay
+    // in file order: each chunk gathers its own orders through `perm` (in
+    // parallel, independent loads), which is several times faster than
+    // permuting them in place (one dependent random load per order).
     let perm = order_permutation(&orders, &first_ns, n_customers);
     drop(first_ns);
     let mut new_of = vec![0u32; orders.len()];
     for (new, &old) in perm.iter().enumerate() {
         new_of[old as usize] = new as u32;
     }
-    permute_in_place(&mut orders, perm);
+    let order = |new: usize| &orders[perm[new] as usize];
     lines
         .par_iter_mut()
         .for_each(|l| l.order = new_of[l.order as usize]);
@@ -2055,7 +2036,7 @@ fn write_index(
     progress("writing purchases");
     let (first_day, last_day) = lines
         .iter()
-        .map(|l| orders[l.order as usize].day)
+        .map(|l| order(l.order as usize).day)
         .fold((i32::MAX, i32::MIN), |(a, b), d| (a.min(d), b.max(d)));
     let first_day = if lines.is_empty() { 0 } else { first_day };
     let n_days = if lines.is_empty() {
@@ -2092,7 +2073,7 @@ fn write_index(
     let bounds: Vec<(usize, usize)> = (0..=n_chunks)
         .map(|c| {
             let row = (c as u32 * CHUNK_ROWS).min(n_customers);
-            let oi = orders.partition_point(|o| o.cust < row);
+            let oi = perm.partition_point(|&o| orders[o as usize].cust < row);
             let li = lines.partition_point(|l| (l.order as usize) < oi);
             (oi, li)
         })
@@ -2108,7 +2089,8 @@ fn write_index(
                 let rows = c as u32 * CHUNK_ROWS..((c as u32 + 1) * CHUNK_ROWS).min(n_customers);
                 let (o_lo, l_lo) = bounds[c];
                 let (o_hi, l_hi) = bounds[c + 1];
-                chunk_part(rows, &orders[o_lo..o_hi], o_lo, &lines[l_lo..l_hi], &shape)
+                let chunk_orders: Vec<OrderRec> = (o_lo..o_hi).map(|o| *order(o)).collect();
+                chunk_part(rows, &chunk_orders, o_lo, &lines[l_lo..l_hi], &shape)
             })
             .collect()
     };
@@ -2137,12 +2119,12 @@ fn write_index(
     }
     // Orders of unknown customers sort last (cust = u32::MAX); lines of such
     // orders were skipped, so they are orders without lines.
-    summary.orders_without_lines += orders[bounds[n_chunks].0..]
-        .iter()
-        .filter(|o| o.cust != u32::MAX)
+    summary.orders_without_lines += (bounds[n_chunks].0..orders.len())
+        .filter(|&o| order(o).cust != u32::MAX)
         .count() as u64;
     let n_lines = lines.len() as u64;
     drop(lines);
+    drop(perm);
     drop(orders);
 
     progress("writing purchase bitmaps");
@@ -2245,28 +2227,4 @@ fn write_index(
         .and_then(|f| f.sync_all())
         .map_err(|e| io_err(&mpath, e))?;
     Ok(summary)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn permutes_in_place_like_a_copy() {
-        let mut x: u64 = 0x9e3779b97f4a7c15;
-        for n in [0usize, 1, 2, 3, 10, 257, 1000] {
-            let mut perm: Vec<u32> = (0..n as u32).collect();
-            for i in (1..n).rev() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                perm.swap(i, (x % (i as u64 + 1)) as usize);
-            }
-            let items: Vec<u64> = (0..n as u64).map(|i| i * 7 + 3).collect();
-            let want: Vec<u64> = perm.iter().map(|&p| items[p as usize]).collect();
-            let mut got = items.clone();
-            permute_in_place(&mut got, perm);
-            assert_eq!(got, want, "n = {n}");
-        }
-    }
 }
