@@ -1,5 +1,9 @@
 //! The `segdex` command: a thin shell over the segdex library.
 
+/// The allocator: mimalloc (why: the workspace's Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use segdex::{AsOf, BuildOptions, Catalog, Evaluator, ExternalId, Index};
