@@ -396,25 +396,49 @@ impl Index {
     /// numbered in id order); `None` when the ids are strings. What member
     /// and event files are written from.
     pub fn int_ids(&self, rows: &Bitmap) -> Result<Option<Vec<i64>>> {
-        let (ids, values) = self.ordered_customer_ids()?;
+        let (ids, _) = self.ordered_customer_ids()?;
         if ids.kind != IdKind::Int {
             return Ok(None);
         }
-        if rows.max().is_some_and(|m| m >= ids.count) {
+        let mut out = Vec::with_capacity(rows.len() as usize);
+        segdex_bitmap::for_each_block(rows, |block| {
+            self.extend_int_ids(block, &mut out).map(|_| ())
+        })?;
+        Ok(Some(out))
+    }
+
+    /// Appends the integer external ids of `rows` (row numbers, in any
+    /// order) to `out`; `false` (and nothing appended) when the ids are
+    /// strings. A block of rows at a time: a tight loop of independent
+    /// dictionary loads.
+    pub fn extend_int_ids(&self, rows: &[u32], out: &mut Vec<i64>) -> Result<bool> {
+        let (ids, values) = self.ordered_customer_ids()?;
+        if ids.kind != IdKind::Int {
+            return Ok(false);
+        }
+        if rows.iter().max().is_some_and(|&m| m >= ids.count) {
             return Err(self.corrupt("a row reference"));
         }
-        Ok(Some(
-            rows.iter()
-                .map(|r| le_u64_at(values, r as usize) as i64)
-                .collect(),
-        ))
+        out.extend(rows.iter().map(|&r| le_u64_at(values, r as usize) as i64));
+        Ok(true)
     }
 
     /// The external ids of the rows in `rows`, in row order, which is
     /// ascending id order (integers by value, strings by their bytes).
     pub fn external_ids(&self, rows: &Bitmap) -> Result<Vec<ExternalId>> {
+        let mut out = Vec::with_capacity(rows.len() as usize);
+        segdex_bitmap::for_each_block(rows, |block| {
+            out.extend(self.external_ids_of(block)?);
+            Ok::<_, IndexError>(())
+        })?;
+        Ok(out)
+    }
+
+    /// The external ids of `rows` (row numbers, in any order), in that
+    /// order.
+    pub fn external_ids_of(&self, rows: &[u32]) -> Result<Vec<ExternalId>> {
         let (ids, values) = self.ordered_customer_ids()?;
-        rows.iter().map(|r| self.id_at(ids, values, r)).collect()
+        rows.iter().map(|&r| self.id_at(ids, values, r)).collect()
     }
 
     /// A fingerprint of the customer id dictionary (xxh3-64 over the id

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use segdex_bitmap::Bitmap;
 use segdex_index::{ExternalId, IdKind, Index};
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,13 +31,33 @@ pub(crate) fn create_dir(path: &Path) -> Result<()> {
 /// may be a hard link shared with a committed generation). Not synced:
 /// see [`sync_all`].
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
+    create_new(path)?
+        .write_all(bytes)
+        .map_err(|e| io_err(path, e))
+}
+
+/// Writes a new file (as [`write_file`]) through a buffer: `write` is
+/// given the writer, and the buffer is flushed at its end.
+pub(crate) fn write_file_with(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let mut w = BufWriter::with_capacity(WRITE_BUFFER, create_new(path)?);
+    write(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| io_err(path, e))
+}
+
+/// The buffer of streamed writes: a few system calls per member file.
+const WRITE_BUFFER: usize = 256 << 10;
+
+/// Creates a new file for writing; an existing file is an error.
+fn create_new(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| io_err(path, e))?;
-    f.write_all(bytes).map_err(|e| io_err(path, e))?;
-    Ok(())
+        .map_err(|e| io_err(path, e))
 }
 
 /// fsyncs a directory (its entries).
@@ -136,20 +156,20 @@ pub(crate) fn parquet_bytes(
 /// [`write_file`]) and not synced.
 pub(crate) struct ParquetStream {
     path: PathBuf,
-    writer: ArrowWriter<std::io::BufWriter<File>>,
+    writer: ArrowWriter<BufWriter<File>>,
 }
 
 impl ParquetStream {
     /// Creates `path` for rows of `schema`.
     pub(crate) fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| io_err(path, e))?;
+        let f = create_new(path)?;
         let props = props(&schema);
-        let writer = ArrowWriter::try_new(std::io::BufWriter::new(f), schema, Some(props))
-            .map_err(|e| pq_err(path, e))?;
+        let writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(WRITE_BUFFER, f),
+            schema,
+            Some(props),
+        )
+        .map_err(|e| pq_err(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             writer,
@@ -183,13 +203,7 @@ pub(crate) fn id_array(index: &Index, rows: &Bitmap) -> Result<ArrayRef> {
     if let Some(ids) = index.int_ids(rows)? {
         return Ok(Arc::new(Int64Array::from(ids)));
     }
-    let ids = index.external_ids(rows)?;
-    Ok(Arc::new(StringArray::from_iter_values(ids.iter().map(
-        |id| match id {
-            ExternalId::Str(s) => s.as_str(),
-            ExternalId::Int(_) => "",
-        },
-    ))))
+    Ok(string_ids(&index.external_ids(rows)?))
 }
 
 /// The schema of `members/<code>.parquet`.
@@ -201,12 +215,58 @@ pub(crate) fn members_schema(kind: IdKind) -> SchemaRef {
     )]))
 }
 
-/// `members/<code>.parquet` bytes.
-pub(crate) fn members_parquet(index: &Index, rows: &Bitmap, path: &Path) -> Result<Vec<u8>> {
+/// Writes `members/<code>.parquet` for `rows`, a batch of ids at a time:
+/// a segment of millions never holds all its ids (or its file) in memory.
+pub(crate) fn write_members_parquet(index: &Index, rows: &Bitmap, path: &Path) -> Result<()> {
+    write_members_parquet_batched(index, rows, path, MEMBER_BATCH)
+}
+
+/// [`write_members_parquet`] with `batch` integer ids per record batch.
+fn write_members_parquet_batched(
+    index: &Index,
+    rows: &Bitmap,
+    path: &Path,
+    batch: usize,
+) -> Result<()> {
     let schema = members_schema(index.customer_id_kind());
-    let batch = RecordBatch::try_new(schema.clone(), vec![id_array(index, rows)?])
-        .map_err(|e| pq_err(path, e))?;
-    parquet_bytes(path, schema, &[batch])
+    let mut out = ParquetStream::create(path, schema.clone())?;
+    let mut emit = |ids: ArrayRef| -> Result<()> {
+        let batch = RecordBatch::try_new(schema.clone(), vec![ids]).map_err(|e| pq_err(path, e))?;
+        out.write(&batch)
+    };
+    match index.customer_id_kind() {
+        IdKind::Int => {
+            let mut ids: Vec<i64> = Vec::with_capacity(batch);
+            segdex_bitmap::for_each_block(rows, |block| -> Result<()> {
+                index.extend_int_ids(block, &mut ids)?;
+                if ids.len() >= batch {
+                    let full = std::mem::replace(&mut ids, Vec::with_capacity(batch));
+                    emit(Arc::new(Int64Array::from(full)))?;
+                }
+                Ok(())
+            })?;
+            if !ids.is_empty() {
+                emit(Arc::new(Int64Array::from(ids)))?;
+            }
+        }
+        IdKind::Str => segdex_bitmap::for_each_block(rows, |block| {
+            emit(string_ids(&index.external_ids_of(block)?))
+        })?,
+    }
+    out.finish()
+}
+
+/// Member ids per record batch of a member file (256 KB of int64).
+const MEMBER_BATCH: usize = 32 << 10;
+
+/// String external ids as an Arrow array.
+fn string_ids(ids: &[ExternalId]) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(ids.iter().map(
+        |id| match id {
+            ExternalId::Str(s) => s.as_str(),
+            ExternalId::Int(_) => "",
+        },
+    )))
 }
 
 fn ts_type() -> DataType {
@@ -405,4 +465,61 @@ pub(crate) fn read_events(path: &Path) -> Result<Vec<crate::Event>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_files_in_any_number_of_batches_hold_each_id_once_ascending() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, idx) = (dir.path().join("data"), dir.path().join("index"));
+        let opts = segdex_datagen::GenerateOptions {
+            customers: 3000,
+            seed: 7,
+            ..Default::default()
+        };
+        segdex_datagen::generate(&opts, &data, &|_, _| {}).unwrap();
+        let build = segdex_index::BuildOptions {
+            timezone: "UTC".into(),
+            strict: false,
+        };
+        segdex_index::build_index(&data, None, &idx, &build, &|_| {}).unwrap();
+        let index = Index::open(&idx).unwrap();
+        // Two rows of three, and a run: several blocks' and batches' worth.
+        let mut rows: Bitmap = (0..index.customers()).filter(|r| r % 3 != 1).collect();
+        rows.insert_range(1000..1500);
+        let want: Vec<i64> = rows
+            .iter()
+            .map(|r| match index.external_id(r).unwrap() {
+                ExternalId::Int(i) => i,
+                ExternalId::Str(s) => panic!("generated ids are integers, got {s}"),
+            })
+            .collect();
+        assert!(want.windows(2).all(|w| w[0] < w[1]), "rows are in id order");
+        for batch in [1, 7, 1000, MEMBER_BATCH] {
+            let path = dir.path().join(format!("members-{batch}.parquet"));
+            write_members_parquet_batched(&index, &rows, &path, batch).unwrap();
+            let batches = read_batches(&path).unwrap();
+            let got: Vec<i64> = batches
+                .iter()
+                .flat_map(|b| {
+                    let col = b.column_by_name("customer_id").unwrap();
+                    let a = col.as_any().downcast_ref::<Int64Array>().unwrap();
+                    a.values().to_vec()
+                })
+                .collect();
+            assert_eq!(got, want, "batch {batch}");
+        }
+        // No members: a valid file with no rows.
+        let path = dir.path().join("members-empty.parquet");
+        write_members_parquet(&index, &Bitmap::new(), &path).unwrap();
+        let rows: usize = read_batches(&path)
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, 0);
+    }
 }

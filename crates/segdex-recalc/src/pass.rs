@@ -700,12 +700,9 @@ impl MembersWriter<'_> {
             Some(p) => self.link(p, code)?,
             None => {
                 let roaring = self.dir.join(format!("{code}.roaring"));
-                write_file(&roaring, &segdex_bitmap::to_portable_bytes(members))?;
+                files::write_file_with(&roaring, |w| members.serialize_into(w))?;
                 let parquet = self.dir.join(format!("{code}.parquet"));
-                write_file(
-                    &parquet,
-                    &files::members_parquet(self.index, members, &parquet)?,
-                )?;
+                files::write_members_parquet(self.index, members, &parquet)?;
                 vec![roaring, parquet]
             }
         };
