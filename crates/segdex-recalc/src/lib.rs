@@ -43,8 +43,9 @@
 //!                                     change (entered|left), as_of
 //!     history.parquet                 code, as_of, size, entered, left,
 //!                                     seconds, pass
-//!   gen/000006/                       the previous generation, kept one
-//!                                     more pass for readers that opened it
+//!   gen/000006/                       the previous generation, kept until
+//!                                     the next pass starts, for readers
+//!                                     that opened it
 //!   .lock                             flock held by the running pass
 //! ```
 //! `as_of` columns are timestamps in microseconds, UTC: the pass's clip
@@ -67,7 +68,8 @@
 //! symlinks through `current`, so readers see either the old or the new
 //! state, never a mix. Generations other than the current one and its
 //! predecessor are deleted after the commit, and stale ones at the start
-//! of the next pass. A pass takes an exclusive `flock` on `DIR/.lock`, so
+//! of the next pass; the predecessor is deleted while the next pass
+//! evaluates (that pass reads only the current generation). A pass takes an exclusive `flock` on `DIR/.lock`, so
 //! two passes cannot interleave. This needs a Unix file system (symlinks,
 //! hard links, `flock`).
 //!

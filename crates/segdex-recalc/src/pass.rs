@@ -180,6 +180,16 @@ pub fn run_pass(
         None => Vec::new(),
     };
     state::clean_stale(state_dir, &keep)?;
+    // The previous generation is not read by this pass: it is deleted
+    // while the cores evaluate (unlinking ten thousand files is kernel
+    // work that took 3-5 s after the commit at 10M), not after.
+    let dropping = prev
+        .as_ref()
+        .and_then(|p| p.doc().previous_generation.clone())
+        .map(|g| {
+            let dir = state_dir.join(GEN).join(g);
+            std::thread::spawn(move || remove_tree(&dir))
+        });
     let pass_no = prev
         .as_ref()
         .and_then(|p| p.passes().last())
@@ -602,6 +612,10 @@ pub fn run_pass(
     write_file(&state_path, &json)?;
     new_files.push(state_path);
     crash::point("state");
+    if let Some(t) = dropping {
+        t.join()
+            .map_err(|_| io_err(&gen_root, "deleting the previous generation panicked"))??;
+    }
     let write_seconds = write_started.elapsed().as_secs_f64();
     let sync_started = Instant::now();
     sync_all(
@@ -611,7 +625,8 @@ pub fn run_pass(
     state::commit(state_dir, &gen_name)?;
     let sync_seconds = sync_started.elapsed().as_secs_f64();
     let cleanup_started = Instant::now();
-    // Keep this generation and the previous one (a reader may have it open).
+    // Keep this generation and the previous one (a reader may have it open
+    // until the next pass starts).
     let mut keep = vec![gen_name.as_str()];
     if let Some(p) = &prev {
         keep.push(p.doc().generation.as_str());

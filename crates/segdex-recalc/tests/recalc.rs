@@ -1058,3 +1058,22 @@ fn export_csv_round_trips_awkward_text() {
         1
     );
 }
+
+#[test]
+fn a_pass_keeps_its_predecessor_and_deletes_older_generations() {
+    let index = open_index();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    for (k, t) in [A, B, A, B].into_iter().enumerate() {
+        pass(&index, &segments(), t, &state);
+        let mut gens: Vec<String> = std::fs::read_dir(state.join("gen"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        gens.sort();
+        let want: Vec<String> = (k.saturating_sub(1)..=k)
+            .map(|i| format!("{:06}", i + 1))
+            .collect();
+        assert_eq!(gens, want, "after pass {}", k + 1);
+    }
+}
