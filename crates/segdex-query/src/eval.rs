@@ -220,6 +220,14 @@ impl<'a> Evaluator<'a> {
             .insert(code.to_string(), members);
     }
 
+    /// Forgets the members of segment `code`, for a caller that has used
+    /// them and knows no segment still to be evaluated references it: a
+    /// recalculation pass keeps memory flat instead of holding every
+    /// segment's members to the end. Evaluating `code` again recomputes it.
+    pub fn forget(&self, code: &str) {
+        self.memo.lock().expect("memo lock").remove(code);
+    }
+
     /// The index this evaluates over.
     pub fn index(&self) -> &'a Index {
         self.index

@@ -136,12 +136,17 @@ pub fn as_of_micros(as_of: &AsOf) -> i64 {
     as_of.clip_ns.div_euclid(1000)
 }
 
-/// A segment's members and the seconds its evaluation took, or why not.
-type Evaluated = std::result::Result<(Arc<Bitmap>, f64), QueryError>;
+/// A segment's members (`None` once released, see [`Computed`]), their
+/// count and the seconds its evaluation took, or why not.
+type Evaluated = std::result::Result<(Option<Arc<Bitmap>>, u64, f64), QueryError>;
 
 /// A segment's new members and how they were obtained.
 struct Computed {
-    members: Arc<Bitmap>,
+    /// `None` when released during evaluation: the member files were
+    /// written, who entered is in the segment's [`Diff`], and no segment
+    /// references it. Kept otherwise (first passes, references, frozen).
+    members: Option<Arc<Bitmap>>,
+    size: u64,
     outcome: Outcome,
     seconds: f64,
 }
@@ -350,6 +355,8 @@ pub fn run_pass(
     });
     let mut computed: HashMap<String, Computed> = HashMap::new();
     let mut diffs: HashMap<&str, Diff> = HashMap::new();
+    // Segments some evaluated segment references: their members stay.
+    let referenced: HashSet<String> = needed.iter().flat_map(|c| catalog.references(c)).collect();
     for codes in &levels {
         let codes: Vec<&str> = codes
             .iter()
@@ -360,11 +367,25 @@ pub fn run_pass(
             .par_iter()
             .map(|&code| {
                 let t = Instant::now();
-                let r = eval.evaluate(code).map(|b| (b, t.elapsed().as_secs_f64()));
+                let r = eval.evaluate(code);
+                let seconds = t.elapsed().as_secs_f64();
                 let files = match &r {
-                    Ok((b, _)) if is_target.contains(code) => Some(members.write(code, b)),
+                    Ok(b) if is_target.contains(code) => Some(members.write(code, b)),
                     _ => None,
                 };
+                // Written, with who entered known, and referenced by no
+                // one: the members are not needed again in this pass.
+                let release = !referenced.contains(code)
+                    && matches!(&files, Some(Ok(d)) if d.entered.is_some());
+                let r: Evaluated = r.map(|b| {
+                    let size = b.len();
+                    if release {
+                        eval.forget(code);
+                        (None, size, seconds)
+                    } else {
+                        (Some(b), size, seconds)
+                    }
+                });
                 progress(Progress {
                     stage: Stage::Evaluating,
                     done: done.fetch_add(1, Ordering::Relaxed) + 1,
@@ -379,12 +400,13 @@ pub fn run_pass(
                 diffs.insert(code, d?);
             }
             match r {
-                Ok((members, seconds)) => {
+                Ok((members, size, seconds)) => {
                     let is_static = catalog.get(code).is_some_and(|s| s.mode == Mode::Static);
                     computed.insert(
                         code.to_string(),
                         Computed {
                             members,
+                            size,
                             outcome: if is_static {
                                 Outcome::Formed
                             } else {
@@ -409,7 +431,8 @@ pub fn run_pass(
         computed.insert(
             code.to_string(),
             Computed {
-                members: members.clone(),
+                members: Some(members.clone()),
+                size: members.len(),
                 outcome: Outcome::Frozen,
                 seconds: 0.0,
             },
@@ -440,7 +463,7 @@ pub fn run_pass(
     let rest_diffs: Vec<Diff> = rest
         .par_iter()
         .map(|&code| {
-            let d = members.write(code, &computed[code].members);
+            let d = members.write(code, kept_members(&computed, code, &members_dir)?);
             progress(Progress {
                 stage: Stage::Writing,
                 done: rest_done.fetch_add(1, Ordering::Relaxed) + 1,
@@ -496,7 +519,10 @@ pub fn run_pass(
     let mut events =
         ParquetStream::create(&events_path, files::events_schema(index.customer_id_kind()))?;
     for (code, d) in targets.iter().zip(&diffs) {
-        let entered = d.entered.as_ref().unwrap_or(&computed[*code].members);
+        let entered = match &d.entered {
+            Some(e) => e,
+            None => kept_members(&computed, code, &members_dir)?,
+        };
         if !entered.is_empty() || !d.left.is_empty() {
             events.write(&files::events_batch(
                 index,
@@ -517,7 +543,7 @@ pub fn run_pass(
     let mut rows = Vec::new();
     for (code, d) in targets.iter().zip(&diffs) {
         let c = &computed[*code];
-        let size = c.members.len();
+        let size = c.size;
         let entered = d.entered.as_ref().map_or(size, |e| e.len());
         reports.push(SegmentReport {
             code: code.to_string(),
@@ -653,6 +679,24 @@ pub fn run_pass(
         seconds: started.elapsed().as_secs_f64(),
         generation_dir: gen_dir,
     })
+}
+
+/// The members of `code` kept in `computed` (an internal error if they
+/// were released: the pass releases only what it does not use again).
+fn kept_members<'c>(
+    computed: &'c HashMap<String, Computed>,
+    code: &str,
+    dir: &Path,
+) -> Result<&'c Bitmap> {
+    computed
+        .get(code)
+        .and_then(|c| c.members.as_deref())
+        .ok_or_else(|| {
+            io_err(
+                dir,
+                format!("internal error: the members of `{code}` were released"),
+            )
+        })
 }
 
 /// What writing a segment's member files found and wrote.
