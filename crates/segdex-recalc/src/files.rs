@@ -197,15 +197,6 @@ pub(crate) fn id_type(kind: IdKind) -> DataType {
     }
 }
 
-/// The external ids of `rows`, ascending, as an Arrow array of the index's
-/// id type (int64 or utf8).
-pub(crate) fn id_array(index: &Index, rows: &Bitmap) -> Result<ArrayRef> {
-    if let Some(ids) = index.int_ids(rows)? {
-        return Ok(Arc::new(Int64Array::from(ids)));
-    }
-    Ok(string_ids(&index.external_ids(rows)?))
-}
-
 /// The schema of `members/<code>.parquet`.
 pub(crate) fn members_schema(kind: IdKind) -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(
@@ -230,10 +221,22 @@ fn write_members_parquet_batched(
 ) -> Result<()> {
     let schema = members_schema(index.customer_id_kind());
     let mut out = ParquetStream::create(path, schema.clone())?;
-    let mut emit = |ids: ArrayRef| -> Result<()> {
-        let batch = RecordBatch::try_new(schema.clone(), vec![ids]).map_err(|e| pq_err(path, e))?;
-        out.write(&batch)
-    };
+    for_each_id_batch(index, rows, batch, |ids| {
+        let b = RecordBatch::try_new(schema.clone(), vec![ids]).map_err(|e| pq_err(path, e))?;
+        out.write(&b)
+    })?;
+    out.finish()
+}
+
+/// Calls `emit` with the external ids of `rows`, ascending, as Arrow
+/// arrays of the index's id type: `batch` integers (or a block of
+/// strings) at a time.
+fn for_each_id_batch(
+    index: &Index,
+    rows: &Bitmap,
+    batch: usize,
+    mut emit: impl FnMut(ArrayRef) -> Result<()>,
+) -> Result<()> {
     match index.customer_id_kind() {
         IdKind::Int => {
             let mut ids: Vec<i64> = Vec::with_capacity(batch);
@@ -248,12 +251,12 @@ fn write_members_parquet_batched(
             if !ids.is_empty() {
                 emit(Arc::new(Int64Array::from(ids)))?;
             }
+            Ok(())
         }
         IdKind::Str => segdex_bitmap::for_each_block(rows, |block| {
             emit(string_ids(&index.external_ids_of(block)?))
-        })?,
+        }),
     }
-    out.finish()
 }
 
 /// Member ids per record batch of a member file (256 KB of int64).
@@ -283,56 +286,39 @@ pub(crate) fn events_schema(kind: IdKind) -> SchemaRef {
     ]))
 }
 
-/// One segment's events: `entered` rows, then `left` rows.
-pub(crate) fn events_batch(
+/// Appends one segment's events to `out`: `entered` rows, then `left`
+/// rows, a batch of ids at a time (a first pass has billions).
+pub(crate) fn write_events(
+    out: &mut ParquetStream,
     index: &Index,
-    path: &Path,
     code: &str,
     entered: &Bitmap,
     left: &Bitmap,
     as_of_us: i64,
-) -> Result<RecordBatch> {
-    let n = (entered.len() + left.len()) as usize;
-    let ids_in = id_array(index, entered)?;
-    let ids_out = id_array(index, left)?;
-    let ids = concat_ids(&[ids_in, ids_out], path)?;
-    let change = StringArray::from_iter_values(
-        std::iter::repeat_n("entered", entered.len() as usize)
-            .chain(std::iter::repeat_n("left", left.len() as usize)),
-    );
-    RecordBatch::try_new(
-        events_schema(index.customer_id_kind()),
-        vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(code, n))),
-            ids,
-            Arc::new(change),
-            Arc::new(TimestampMicrosecondArray::from(vec![as_of_us; n]).with_timezone("UTC")),
-        ],
-    )
-    .map_err(|e| pq_err(path, e))
-}
-
-/// Concatenates two id arrays of the same type (no arrow-select needed).
-fn concat_ids(parts: &[ArrayRef], path: &Path) -> Result<ArrayRef> {
-    if let Some(ints) = parts
-        .iter()
-        .map(|a| a.as_any().downcast_ref::<Int64Array>())
-        .collect::<Option<Vec<_>>>()
-    {
-        return Ok(Arc::new(Int64Array::from_iter_values(
-            ints.iter().flat_map(|a| a.values().iter().copied()),
-        )));
+) -> Result<()> {
+    let schema = events_schema(index.customer_id_kind());
+    let path = out.path.clone();
+    for (rows, change) in [(entered, "entered"), (left, "left")] {
+        for_each_id_batch(index, rows, MEMBER_BATCH, |ids| {
+            let n = ids.len();
+            let b = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(code, n))),
+                    ids,
+                    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                        change, n,
+                    ))),
+                    Arc::new(
+                        TimestampMicrosecondArray::from(vec![as_of_us; n]).with_timezone("UTC"),
+                    ),
+                ],
+            )
+            .map_err(|e| pq_err(&path, e))?;
+            out.write(&b)
+        })?;
     }
-    if let Some(strs) = parts
-        .iter()
-        .map(|a| a.as_any().downcast_ref::<StringArray>())
-        .collect::<Option<Vec<_>>>()
-    {
-        return Ok(Arc::new(StringArray::from_iter_values(
-            strs.iter().flat_map(|a| a.iter().map(|s| s.unwrap_or(""))),
-        )));
-    }
-    Err(pq_err(path, "internal error: mixed id arrays"))
+    Ok(())
 }
 
 /// The schema of history.parquet.

@@ -524,14 +524,7 @@ pub fn run_pass(
             None => kept_members(&computed, code, &members_dir)?,
         };
         if !entered.is_empty() || !d.left.is_empty() {
-            events.write(&files::events_batch(
-                index,
-                &events_path,
-                code,
-                entered,
-                &d.left,
-                as_of_us,
-            )?)?;
+            files::write_events(&mut events, index, code, entered, &d.left, as_of_us)?;
         }
     }
     events.finish()?;
