@@ -2,12 +2,12 @@
 //! under `target/bench/c<N>/`, made once.
 
 use segdex::{BuildOptions, Index};
+use std::path::{Path, PathBuf};
 
 /// The same allocator as the `segdex` command (why: the workspace's
 /// Cargo.toml), so the benches time what the command runs.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::path::{Path, PathBuf};
 
 /// The stores' time zone of generated data.
 pub const TIMEZONE: &str = "America/Los_Angeles";

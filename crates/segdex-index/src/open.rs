@@ -393,8 +393,8 @@ impl Index {
     }
 
     /// The integer external ids of the rows in `rows`, ascending (rows are
-    /// numbered in id order); `None` when the ids are strings. What member
-    /// and event files are written from.
+    /// numbered in id order); `None` when the ids are strings. Member and
+    /// event files use [`Index::extend_int_ids`], a block at a time.
     pub fn int_ids(&self, rows: &Bitmap) -> Result<Option<Vec<i64>>> {
         let (ids, _) = self.ordered_customer_ids()?;
         if ids.kind != IdKind::Int {
