@@ -51,7 +51,14 @@
 //! `as_of` columns are timestamps in microseconds, UTC: the pass's clip
 //! instant (for a `YYYY-MM-DD` as-of, the last microsecond of that local
 //! day). Files that did not change are hard links to the previous
-//! generation's (a copy where the file system has no hard links).
+//! generation's (a copy where the file system has no hard links). Segments
+//! whose rules are the same (equal canonical text: the same conditions up
+//! to order and nesting of `all`/`any`) have the same members in a pass:
+//! one of them writes the member files and the others link them (with
+//! sharing on, [`PassOptions::sharing`]); each still has its own events
+//! and history, relative to its own previous members. A library that
+//! repeats templates across brands and stores has many such twins (the
+//! scale run's 10,000 segments have 1,210 distinct rules).
 //!
 //! # Atomicity
 //! A pass writes generation `gen/<n>` completely (members, events,

@@ -17,8 +17,8 @@ use segdex_query::lang::Mode;
 use segdex_query::{AsOf, Catalog, Evaluator, QueryError, SegmentError, SharingStats};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// How to run a pass.
@@ -340,6 +340,16 @@ pub fn run_pass(
         dir: &members_dir,
         written: AtomicU64::new(0),
         half: (targets.len() as u64).div_ceil(2).max(1),
+        twins: if opts.sharing {
+            same_rule_groups(
+                catalog,
+                targets.iter().copied().filter(|c| needed.contains(c)),
+            )
+        } else {
+            HashMap::new()
+        },
+        written_twin: Mutex::new(HashMap::new()),
+        deferred: Mutex::new(Vec::new()),
     };
     let is_target: HashSet<&str> = targets.iter().copied().collect();
 
@@ -482,6 +492,7 @@ pub fn run_pass(
         })
         .collect::<Result<_>>()?;
     let mut new_files: Vec<PathBuf> = diffs.iter().flat_map(|d| d.files.clone()).collect();
+    new_files.extend(members.link_deferred()?);
     progress(Progress {
         stage: Stage::Committing,
         done: 0,
@@ -716,21 +727,115 @@ struct MembersWriter<'p> {
     written: AtomicU64,
     /// After this many segments the `members` crash point is reached.
     half: u64,
+    /// Evaluated segments whose rules are the same (equal canonical text)
+    /// as another's, by code: a group number. They have equal members in
+    /// this pass, so one writes the files and the others link them.
+    twins: HashMap<&'p str, usize>,
+    /// Per group, the segment that writes the new files, and whether it
+    /// has finished.
+    written_twin: Mutex<HashMap<usize, (String, bool)>>,
+    /// Segments whose twin was still writing when they were done: linked
+    /// by [`MembersWriter::link_deferred`].
+    deferred: Mutex<Vec<String>>,
+}
+
+/// What a segment with twins does with its files.
+enum TwinFiles {
+    /// It writes them (the first of its group).
+    Write,
+    /// It links these, written by a twin.
+    Link([PathBuf; 2]),
+    /// A twin is writing them: link them once the evaluation is done.
+    Later,
+}
+
+/// Groups the segments `codes` by rule (canonical text): each segment
+/// whose rule another of them shares, with its group's number.
+fn same_rule_groups<'c>(
+    catalog: &'c Catalog,
+    codes: impl Iterator<Item = &'c str>,
+) -> HashMap<&'c str, usize> {
+    let mut by_rule: HashMap<String, Vec<&'c str>> = HashMap::new();
+    for code in codes {
+        if let Some(s) = catalog.get(code) {
+            by_rule.entry(s.rule.canonical()).or_default().push(code);
+        }
+    }
+    by_rule
+        .into_values()
+        .filter(|g| g.len() > 1)
+        .enumerate()
+        .flat_map(|(n, g)| g.into_iter().map(move |c| (c, n)))
+        .collect()
 }
 
 impl MembersWriter<'_> {
     /// Links (or, without hard links, copies) `code`'s member files from
     /// the previous state `p`; returns the copies (links need no sync).
     fn link(&self, p: &State, code: &str) -> Result<Vec<PathBuf>> {
+        self.link_files([p.roaring_path(code), p.parquet_path(code)], code)
+    }
+
+    /// Links (or copies) `from` — a roaring and a Parquet member file — as
+    /// `code`'s files of the new generation; returns the copies.
+    fn link_files(&self, from: [PathBuf; 2], code: &str) -> Result<Vec<PathBuf>> {
         let mut copied = Vec::new();
-        for (from, ext) in [
-            (p.roaring_path(code), "roaring"),
-            (p.parquet_path(code), "parquet"),
-        ] {
+        for (from, ext) in from.iter().zip(["roaring", "parquet"]) {
             let to = self.dir.join(format!("{code}.{ext}"));
-            if link_or_copy(&from, &to)? {
+            if link_or_copy(from, &to)? {
                 copied.push(to);
             }
+        }
+        Ok(copied)
+    }
+
+    /// `code`'s new roaring and Parquet files.
+    fn paths(&self, code: &str) -> [PathBuf; 2] {
+        ["roaring", "parquet"].map(|ext| self.dir.join(format!("{code}.{ext}")))
+    }
+
+    /// Whether `code`, which has changed, writes its files or takes them
+    /// from a segment with the same rule (so the same members); `None`
+    /// when no other segment has its rule.
+    fn twin_files(&self, code: &str) -> Option<TwinFiles> {
+        let group = *self.twins.get(code)?;
+        let mut written = self.written_twin.lock().expect("twin lock");
+        Some(match written.get(&group) {
+            None => {
+                written.insert(group, (code.to_string(), false));
+                TwinFiles::Write
+            }
+            Some((twin, true)) => TwinFiles::Link(self.paths(twin)),
+            Some((_, false)) => TwinFiles::Later,
+        })
+    }
+
+    /// Records that `code`'s files, which its twins share, are written.
+    fn twin_written(&self, code: &str) {
+        if let Some(group) = self.twins.get(code)
+            && let Some(w) = self.written_twin.lock().expect("twin lock").get_mut(group)
+        {
+            w.1 = true;
+        }
+    }
+
+    /// Links the files of the segments that found their twin still
+    /// writing (all written now); returns the copies.
+    fn link_deferred(&self) -> Result<Vec<PathBuf>> {
+        let deferred = std::mem::take(&mut *self.deferred.lock().expect("deferred lock"));
+        let mut copied = Vec::new();
+        for code in deferred {
+            let twin = self.twins.get(code.as_str()).and_then(|g| {
+                let written = self.written_twin.lock().expect("twin lock");
+                written.get(g).filter(|w| w.1).map(|w| w.0.clone())
+            });
+            let twin = twin.ok_or_else(|| {
+                io_err(
+                    self.dir,
+                    format!("the files of `{code}`'s twin were not written"),
+                )
+            })?;
+            copied.extend(self.link_files(self.paths(&twin), &code)?);
         }
         Ok(copied)
     }
@@ -748,13 +853,25 @@ impl MembersWriter<'_> {
             None => (None, Bitmap::new()),
         };
         let unchanged = entered.as_ref().is_some_and(|e| e.is_empty()) && left.is_empty();
-        let files = match had.filter(|_| unchanged) {
-            Some(p) => self.link(p, code)?,
-            None => {
-                let roaring = self.dir.join(format!("{code}.roaring"));
+        let twin = match had.filter(|_| unchanged) {
+            Some(p) => Err(p),
+            None => Ok(self.twin_files(code)),
+        };
+        let files = match twin {
+            Err(p) => self.link(p, code)?,
+            Ok(Some(TwinFiles::Link(from))) => self.link_files(from, code)?,
+            Ok(Some(TwinFiles::Later)) => {
+                self.deferred
+                    .lock()
+                    .expect("deferred lock")
+                    .push(code.to_string());
+                Vec::new()
+            }
+            Ok(None | Some(TwinFiles::Write)) => {
+                let [roaring, parquet] = self.paths(code);
                 files::write_file_with(&roaring, |w| members.serialize_into(w))?;
-                let parquet = self.dir.join(format!("{code}.parquet"));
                 files::write_members_parquet(self.index, members, &parquet)?;
+                self.twin_written(code);
                 vec![roaring, parquet]
             }
         };

@@ -1077,3 +1077,66 @@ fn a_pass_keeps_its_predecessor_and_deletes_older_generations() {
         assert_eq!(gens, want, "after pass {}", k + 1);
     }
 }
+
+#[test]
+fn segments_with_the_same_rule_share_their_files_and_keep_their_own_events() {
+    use std::os::unix::fs::MetadataExt;
+    let index = open_index();
+    let recent = json!({"purchased": {"window": {"last_days": 45}}});
+    let medical = json!({"attr": "customer_type", "in": ["Medical"]});
+    // `twin` is `orig` written the other way round; `frozen` is the same
+    // rule, static, so it keeps its first pass's members.
+    let segs = json!([
+        {"code": "orig", "rule": {"all": [recent, medical]}},
+        {"code": "twin", "rule": {"all": [medical, recent]}},
+        {"code": "frozen", "mode": "static", "rule": {"all": [recent, medical]}},
+        {"code": "other", "rule": recent}
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let inode = |state: &Path, code: &str, ext: &str| {
+        std::fs::metadata(state.join(format!("members/{code}.{ext}")))
+            .unwrap()
+            .ino()
+    };
+    let (ra, rb) = (reference(&segs, A), reference(&segs, B));
+    assert_ne!(ra["orig"], rb["orig"], "the two as-ofs must differ");
+    let state = tmp.path().join("on");
+    for (t, want) in [(A, &ra), (B, &rb)] {
+        pass(&index, &segs, t, &state);
+        for ext in ["roaring", "parquet"] {
+            assert_eq!(inode(&state, "orig", ext), inode(&state, "twin", ext));
+            assert_ne!(inode(&state, "orig", ext), inode(&state, "other", ext));
+        }
+        for code in ["orig", "twin", "other"] {
+            assert_eq!(
+                members(&index, &state, code),
+                want[code],
+                "{code} as of {t}"
+            );
+        }
+        assert_eq!(members(&index, &state, "frozen"), ra["frozen"], "as of {t}");
+    }
+    // Each segment has its own events; the frozen one has none.
+    let ev = events(&state, 2);
+    for code in ["orig", "twin"] {
+        assert_eq!(ev[code].0, diff(&rb[code], &ra[code]), "{code} entered");
+        assert_eq!(ev[code].1, diff(&ra[code], &rb[code]), "{code} left");
+    }
+    assert!(!ev.contains_key("frozen"));
+    // Without sharing every segment writes its own files.
+    let off = tmp.path().join("off");
+    run_pass(
+        &index,
+        &Definitions::from_json(&segs),
+        as_of(&index, A),
+        &off,
+        &PassOptions { sharing: false },
+        &|_| {},
+    )
+    .unwrap();
+    assert_ne!(
+        inode(&off, "orig", "parquet"),
+        inode(&off, "twin", "parquet")
+    );
+    assert_eq!(members(&index, &off, "twin"), ra["twin"]);
+}
