@@ -8,6 +8,7 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
 use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
@@ -286,18 +287,118 @@ pub(crate) fn events_schema(kind: IdKind) -> SchemaRef {
     ]))
 }
 
-/// Appends one segment's events to `out`: `entered` rows, then `left`
-/// rows, a batch of ids at a time (a first pass has billions).
-pub(crate) fn write_events(
-    out: &mut ParquetStream,
+/// One segment's events: its code, who entered, who left.
+pub(crate) type SegmentEvents<'a> = (&'a str, &'a Bitmap, &'a Bitmap);
+
+/// Rows of events per row group, about: consecutive segments' events
+/// share a row group until it holds this many (one segment's are never
+/// split).
+const EVENT_ROW_GROUP: u64 = 1 << 20;
+
+/// Writes the events file `path`: each segment's `entered` rows, then its
+/// `left` rows, segment after segment. Row groups are encoded in parallel,
+/// a few per thread at a time (a first pass has billions of events; they
+/// are never all in memory, encoded or not), and appended in order. The
+/// file is new (as [`write_file`]) and not synced.
+pub(crate) fn write_events_file(
+    path: &Path,
     index: &Index,
-    code: &str,
-    entered: &Bitmap,
-    left: &Bitmap,
+    segments: &[SegmentEvents<'_>],
     as_of_us: i64,
 ) -> Result<()> {
+    write_events_grouped(path, index, segments, as_of_us, EVENT_ROW_GROUP)
+}
+
+/// [`write_events_file`] with row groups of about `group_rows` rows.
+fn write_events_grouped(
+    path: &Path,
+    index: &Index,
+    segments: &[SegmentEvents<'_>],
+    as_of_us: i64,
+    group_rows: u64,
+) -> Result<()> {
     let schema = events_schema(index.customer_id_kind());
-    let path = out.path.clone();
+    let f = create_new(path)?;
+    let props = props(&schema);
+    let writer = ArrowWriter::try_new(
+        BufWriter::with_capacity(WRITE_BUFFER, f),
+        schema.clone(),
+        Some(props),
+    )
+    .map_err(|e| pq_err(path, e))?;
+    let (mut file, factory) = writer
+        .into_serialized_writer()
+        .map_err(|e| pq_err(path, e))?;
+    let groups = event_groups(segments, group_rows);
+    let wave = 2 * rayon::current_num_threads().max(1);
+    for (w, wave_groups) in groups.chunks(wave).enumerate() {
+        let encoded: Vec<Vec<ArrowColumnChunk>> = wave_groups
+            .par_iter()
+            .enumerate()
+            .map(|(k, range)| {
+                let mut cols = factory
+                    .create_column_writers(w * wave + k)
+                    .map_err(|e| pq_err(path, e))?;
+                for &(code, entered, left) in &segments[range.clone()] {
+                    let rows = (entered, left);
+                    for_each_event_batch(path, index, &schema, code, rows, as_of_us, |b| {
+                        for ((col, field), arr) in
+                            cols.iter_mut().zip(schema.fields()).zip(b.columns())
+                        {
+                            for leaf in compute_leaves(field, arr).map_err(|e| pq_err(path, e))? {
+                                col.write(&leaf).map_err(|e| pq_err(path, e))?;
+                            }
+                        }
+                        Ok(())
+                    })?;
+                }
+                cols.into_iter()
+                    .map(|c| c.close().map_err(|e| pq_err(path, e)))
+                    .collect()
+            })
+            .collect::<Result<_>>()?;
+        for chunks in encoded {
+            let mut rg = file.next_row_group().map_err(|e| pq_err(path, e))?;
+            for c in chunks {
+                c.append_to_row_group(&mut rg)
+                    .map_err(|e| pq_err(path, e))?;
+            }
+            rg.close().map_err(|e| pq_err(path, e))?;
+        }
+    }
+    let mut inner = file.into_inner().map_err(|e| pq_err(path, e))?;
+    inner.flush().map_err(|e| io_err(path, e))
+}
+
+/// Consecutive runs of `segments` with events, about `group_rows` rows
+/// each: the row groups of the events file.
+fn event_groups(segments: &[SegmentEvents<'_>], group_rows: u64) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut rows) = (0, 0u64);
+    for (i, (_, entered, left)) in segments.iter().enumerate() {
+        rows += entered.len() + left.len();
+        if rows >= group_rows {
+            groups.push(start..i + 1);
+            (start, rows) = (i + 1, 0);
+        }
+    }
+    if rows > 0 {
+        groups.push(start..segments.len());
+    }
+    groups
+}
+
+/// Calls `emit` with one segment's event rows, `entered` then `left`, a
+/// batch of ids at a time.
+fn for_each_event_batch(
+    path: &Path,
+    index: &Index,
+    schema: &SchemaRef,
+    code: &str,
+    (entered, left): (&Bitmap, &Bitmap),
+    as_of_us: i64,
+    mut emit: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
     for (rows, change) in [(entered, "entered"), (left, "left")] {
         for_each_id_batch(index, rows, MEMBER_BATCH, |ids| {
             let n = ids.len();
@@ -314,8 +415,8 @@ pub(crate) fn write_events(
                     ),
                 ],
             )
-            .map_err(|e| pq_err(&path, e))?;
-            out.write(&b)
+            .map_err(|e| pq_err(path, e))?;
+            emit(&b)
         })?;
     }
     Ok(())
@@ -456,11 +557,11 @@ pub(crate) fn read_events(path: &Path) -> Result<Vec<crate::Event>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Change;
 
-    #[test]
-    fn member_files_in_any_number_of_batches_hold_each_id_once_ascending() {
-        let dir = tempfile::tempdir().unwrap();
-        let (data, idx) = (dir.path().join("data"), dir.path().join("index"));
+    /// A generated index of 3000 customers under `dir`.
+    fn small_index(dir: &Path) -> Index {
+        let (data, idx) = (dir.join("data"), dir.join("index"));
         let opts = segdex_datagen::GenerateOptions {
             customers: 3000,
             seed: 7,
@@ -472,17 +573,24 @@ mod tests {
             strict: false,
         };
         segdex_index::build_index(&data, None, &idx, &build, &|_| {}).unwrap();
-        let index = Index::open(&idx).unwrap();
+        Index::open(&idx).unwrap()
+    }
+
+    fn int_id(index: &Index, row: u32) -> i64 {
+        match index.external_id(row).unwrap() {
+            ExternalId::Int(i) => i,
+            ExternalId::Str(s) => panic!("generated ids are integers, got {s}"),
+        }
+    }
+
+    #[test]
+    fn member_files_in_any_number_of_batches_hold_each_id_once_ascending() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = small_index(dir.path());
         // Two rows of three, and a run: several blocks' and batches' worth.
         let mut rows: Bitmap = (0..index.customers()).filter(|r| r % 3 != 1).collect();
         rows.insert_range(1000..1500);
-        let want: Vec<i64> = rows
-            .iter()
-            .map(|r| match index.external_id(r).unwrap() {
-                ExternalId::Int(i) => i,
-                ExternalId::Str(s) => panic!("generated ids are integers, got {s}"),
-            })
-            .collect();
+        let want: Vec<i64> = rows.iter().map(|r| int_id(&index, r)).collect();
         assert!(want.windows(2).all(|w| w[0] < w[1]), "rows are in id order");
         for batch in [1, 7, 1000, MEMBER_BATCH] {
             let path = dir.path().join(format!("members-{batch}.parquet"));
@@ -507,5 +615,74 @@ mod tests {
             .map(|b| b.num_rows())
             .sum();
         assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn events_encoded_in_parallel_row_groups_keep_segment_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = small_index(dir.path());
+        let n = index.customers();
+        // Segments of every shape: entered only, left only, both, large,
+        // tiny; some with no events at all are not passed (as a pass does).
+        let sets: Vec<(String, Bitmap, Bitmap)> = (0..40u32)
+            .map(|k| {
+                let entered: Bitmap = (0..n).filter(|r| (r + k) % (k + 2) == 0).collect();
+                let left: Bitmap = match k % 3 {
+                    0 => Bitmap::new(),
+                    1 => (k..k + 5).collect(),
+                    _ => (0..n).filter(|r| r % 97 == k).collect(),
+                };
+                let entered = if k % 5 == 4 { Bitmap::new() } else { entered };
+                (format!("seg_{k:02}"), entered, left)
+            })
+            .filter(|(_, e, l)| !e.is_empty() || !l.is_empty())
+            .collect();
+        let segments: Vec<SegmentEvents<'_>> =
+            sets.iter().map(|(c, e, l)| (c.as_str(), e, l)).collect();
+        let as_of = 1_763_000_000_000_000;
+        let want: Vec<(String, i64, Change)> = sets
+            .iter()
+            .flat_map(|(c, e, l)| {
+                let entered = e
+                    .iter()
+                    .map(|r| (c.clone(), int_id(&index, r), Change::Entered));
+                let left = l
+                    .iter()
+                    .map(|r| (c.clone(), int_id(&index, r), Change::Left));
+                entered.chain(left).collect::<Vec<_>>()
+            })
+            .collect();
+        for group_rows in [1, 300, 5000, EVENT_ROW_GROUP] {
+            let path = dir.path().join(format!("events-{group_rows}.parquet"));
+            write_events_grouped(&path, &index, &segments, as_of, group_rows).unwrap();
+            let got: Vec<(String, i64, Change)> = read_events(&path)
+                .unwrap()
+                .into_iter()
+                .map(|e| {
+                    assert_eq!(e.as_of_us, as_of);
+                    let id = match e.customer_id {
+                        ExternalId::Int(i) => i,
+                        ExternalId::Str(s) => panic!("{s}"),
+                    };
+                    (e.code, id, e.change)
+                })
+                .collect();
+            assert_eq!(got.len(), want.len(), "rows with groups of {group_rows}");
+            assert!(got == want, "order with groups of {group_rows}");
+            let file = File::open(&path).unwrap();
+            let meta = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+            let groups = parquet::file::reader::FileReader::metadata(&meta).num_row_groups();
+            let expect = event_groups(&segments, group_rows).len();
+            assert_eq!(groups, expect, "row groups of {group_rows}");
+            if group_rows == 1 {
+                // One segment a row group: several waves of parallel groups.
+                assert_eq!(groups, segments.len());
+                assert!(groups > 2 * rayon::current_num_threads());
+            }
+        }
+        // No events: a valid file with no rows.
+        let path = dir.path().join("events-none.parquet");
+        write_events_file(&path, &index, &[], as_of).unwrap();
+        assert!(read_events(&path).unwrap().is_empty());
     }
 }

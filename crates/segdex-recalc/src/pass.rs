@@ -1,9 +1,7 @@
 //! One recalculation pass: evaluate, diff against the previous members,
 //! write a new generation, commit.
 
-use crate::files::{
-    self, ParquetStream, create_dir, link_or_copy, remove_tree, sync_all, write_file,
-};
+use crate::files::{self, create_dir, link_or_copy, remove_tree, sync_all, write_file};
 use crate::state::{
     self, GEN, IndexIdentity, PassRecord, STATE_FORMAT, STATE_FORMAT_VERSION, SegmentMode,
     SegmentRecord, State, StateDoc,
@@ -527,18 +525,17 @@ pub fn run_pass(
     }
     let events_file = format!("events/pass-{pass_no:06}.parquet");
     let events_path = gen_dir.join(&events_file);
-    let mut events =
-        ParquetStream::create(&events_path, files::events_schema(index.customer_id_kind()))?;
-    for (code, d) in targets.iter().zip(&diffs) {
+    let mut changes: Vec<files::SegmentEvents<'_>> = Vec::new();
+    for (&code, d) in targets.iter().zip(&diffs) {
         let entered = match &d.entered {
             Some(e) => e,
             None => kept_members(&computed, code, &members_dir)?,
         };
         if !entered.is_empty() || !d.left.is_empty() {
-            files::write_events(&mut events, index, code, entered, &d.left, as_of_us)?;
+            changes.push((code, entered, &d.left));
         }
     }
-    events.finish()?;
+    files::write_events_file(&events_path, index, &changes, as_of_us)?;
     new_files.push(events_path);
     crash::point("events");
 
