@@ -777,8 +777,7 @@ impl MembersWriter<'_> {
     /// `code`'s files of the new generation; returns the copies.
     fn link_files(&self, from: [PathBuf; 2], code: &str) -> Result<Vec<PathBuf>> {
         let mut copied = Vec::new();
-        for (from, ext) in from.iter().zip(["roaring", "parquet"]) {
-            let to = self.dir.join(format!("{code}.{ext}"));
+        for (from, to) in from.iter().zip(self.paths(code)) {
             if link_or_copy(from, &to)? {
                 copied.push(to);
             }
@@ -837,6 +836,16 @@ impl MembersWriter<'_> {
         Ok(copied)
     }
 
+    /// Writes `code`'s new files for `members` (and tells its twins);
+    /// returns them.
+    fn write_files(&self, code: &str, members: &Bitmap) -> Result<Vec<PathBuf>> {
+        let [roaring, parquet] = self.paths(code);
+        files::write_file_with(&roaring, |w| members.serialize_into(w))?;
+        files::write_members_parquet(self.index, members, &parquet)?;
+        self.twin_written(code);
+        Ok(vec![roaring, parquet])
+    }
+
     /// Writes (or links) `code`'s files for `members` and returns who
     /// entered and left since the previous pass.
     fn write(&self, code: &str, members: &Bitmap) -> Result<Diff> {
@@ -850,26 +859,19 @@ impl MembersWriter<'_> {
             None => (None, Bitmap::new()),
         };
         let unchanged = entered.as_ref().is_some_and(|e| e.is_empty()) && left.is_empty();
-        let twin = match had.filter(|_| unchanged) {
-            Some(p) => Err(p),
-            None => Ok(self.twin_files(code)),
-        };
-        let files = match twin {
-            Err(p) => self.link(p, code)?,
-            Ok(Some(TwinFiles::Link(from))) => self.link_files(from, code)?,
-            Ok(Some(TwinFiles::Later)) => {
-                self.deferred
-                    .lock()
-                    .expect("deferred lock")
-                    .push(code.to_string());
-                Vec::new()
-            }
-            Ok(None | Some(TwinFiles::Write)) => {
-                let [roaring, parquet] = self.paths(code);
-                files::write_file_with(&roaring, |w| members.serialize_into(w))?;
-                files::write_members_parquet(self.index, members, &parquet)?;
-                self.twin_written(code);
-                vec![roaring, parquet]
+        let files = if let Some(p) = had.filter(|_| unchanged) {
+            self.link(p, code)?
+        } else {
+            match self.twin_files(code) {
+                Some(TwinFiles::Link(from)) => self.link_files(from, code)?,
+                Some(TwinFiles::Later) => {
+                    self.deferred
+                        .lock()
+                        .expect("deferred lock")
+                        .push(code.to_string());
+                    Vec::new()
+                }
+                None | Some(TwinFiles::Write) => self.write_files(code, members)?,
             }
         };
         if self.written.fetch_add(1, Ordering::Relaxed) + 1 == self.half {
