@@ -173,6 +173,35 @@ pub struct ChunkView<'a> {
     in_time_order: bool,
 }
 
+/// The as-of instant a window is clipped at: orders on its local `day` (or
+/// later) whose instant is after `ns` are cut. Orders on earlier days are
+/// before it, since a day's instants follow the previous day's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clip {
+    /// The local day of the as-of instant.
+    pub day: i32,
+    /// The as-of instant (ns).
+    pub ns: i64,
+}
+
+/// The first `i` of `range` where `pred` is false, for a `pred` that holds
+/// on a prefix of the range. Short ranges (most customers have a few
+/// orders) are counted without branches; longer ones are bisected.
+#[inline(always)]
+fn first_where_not(range: std::ops::Range<usize>, pred: impl Fn(usize) -> bool) -> usize {
+    const LINEAR: usize = 16;
+    let (mut lo, mut hi) = (range.start, range.end);
+    while hi - lo > LINEAR {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo + (lo..hi).map(|i| usize::from(pred(i))).sum::<usize>()
+}
+
 /// Lines, units and cents of a run of orders.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RunTotals {
@@ -267,29 +296,21 @@ impl<'a> ChunkView<'a> {
     /// [`Self::in_time_order`]).
     #[inline]
     pub fn first_order_after_ns(&self, orders: std::ops::Range<usize>, ns: i64) -> usize {
-        let (mut lo, mut hi) = (orders.start, orders.end);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.order_ns(mid) <= ns {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        first_where_not(orders, |i| self.order_ns(i) <= ns)
     }
 
     /// The run of `orders` (one customer's, requires [`Self::in_time_order`])
     /// whose day is in `lo..=hi` and, with `clip`, whose instant is not
     /// after it. The ends are tested before any search, since a window
-    /// usually keeps all of a customer's orders or none.
+    /// usually keeps all of a customer's orders or none; the instants are
+    /// read only when the last order is on the clip's day or later.
     #[inline]
     pub fn window_run(
         &self,
         orders: std::ops::Range<usize>,
         lo: i32,
         hi: i32,
-        clip: Option<i64>,
+        clip: Option<Clip>,
     ) -> std::ops::Range<usize> {
         let (mut start, mut end) = (orders.start, orders.end);
         if start < end && self.order_day(start) < lo {
@@ -298,11 +319,12 @@ impl<'a> ChunkView<'a> {
         if start < end && self.order_day(end - 1) > hi {
             end = self.first_order_from(start..end, hi + 1);
         }
-        if let Some(ns) = clip
+        if let Some(c) = clip
             && start < end
-            && self.order_ns(end - 1) > ns
+            && self.order_day(end - 1) >= c.day
+            && self.order_ns(end - 1) > c.ns
         {
-            end = self.first_order_after_ns(start..end, ns);
+            end = self.first_order_after_ns(start..end, c.ns);
         }
         start..end
     }
@@ -328,16 +350,7 @@ impl<'a> ChunkView<'a> {
     /// [`Self::in_time_order`]).
     #[inline]
     pub fn first_order_from(&self, orders: std::ops::Range<usize>, day: i32) -> usize {
-        let (mut lo, mut hi) = (orders.start, orders.end);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.order_day(mid) < day {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        first_where_not(orders, |i| self.order_day(i) < day)
     }
 
     /// Local day number of order `i`.
@@ -427,6 +440,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn first_where_not_counts_short_ranges_and_bisects_long_ones() {
+        for len in [0usize, 1, 2, 15, 16, 17, 40, 1000] {
+            for cut in 0..=len {
+                let got = first_where_not(3..3 + len, |i| i < 3 + cut);
+                assert_eq!(got, 3 + cut, "len {len}, cut {cut}");
+            }
+        }
+    }
+
+    #[test]
     fn round_trip_and_rejects_inconsistent_offsets() {
         let w = ChunkWriter {
             cust_start: vec![0, 0, 2],
@@ -469,8 +492,19 @@ mod tests {
         assert_eq!(v.window_run(0..2, 101, 200, None), 1..2);
         assert_eq!(v.window_run(0..2, 0, 100, None), 0..1);
         assert_eq!(v.window_run(0..2, 102, 200, None), 2..2);
-        assert_eq!(v.window_run(0..2, 0, 200, Some(5)), 0..1);
-        assert_eq!(v.window_run(0..2, 0, 200, Some(4)), 0..0);
+        assert_eq!(
+            v.window_run(0..2, 0, 200, Some(Clip { day: 101, ns: 5 })),
+            0..1
+        );
+        assert_eq!(
+            v.window_run(0..2, 0, 200, Some(Clip { day: 100, ns: 4 })),
+            0..0
+        );
+        // The last order is before the clip's day: its instant is not read.
+        assert_eq!(
+            v.window_run(0..2, 0, 200, Some(Clip { day: 102, ns: 0 })),
+            0..2
+        );
 
         // One order id in two groups: not in time order.
         let mut split = ChunkWriter { ..w.clone() };

@@ -9,7 +9,7 @@
 
 use crate::lang::{CmpOp, Decimal, Measure};
 use crate::line_sums::{allowed_sums, line_allowed};
-use segdex_index::chunk::{ChunkView, NULL_VALUE};
+use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE};
 use std::ops::Range;
 
 /// An order-attribute filter of a `where`, resolved to value ids.
@@ -73,8 +73,11 @@ impl Keep<'_> {
 
     /// The clip to apply to a run of orders (only the as-of day's orders
     /// can be after it).
-    fn run_clip(&self) -> Option<i64> {
-        (self.hi >= self.as_of_day).then_some(self.clip)
+    fn run_clip(&self) -> Option<Clip> {
+        (self.hi >= self.as_of_day).then_some(Clip {
+            day: self.as_of_day,
+            ns: self.clip,
+        })
     }
 
     /// The orders of `local` that can be kept: the window's run when the
