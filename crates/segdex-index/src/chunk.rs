@@ -371,6 +371,13 @@ impl<'a> ChunkView<'a> {
         self.cols[C_KEY].get(i)
     }
 
+    /// The column of order attribute `a` (value ids, [`NULL_VALUE`] for
+    /// null), for loops that read it without decoding.
+    #[inline(always)]
+    pub fn order_attr_column(&self, a: usize) -> Packed<'a> {
+        self.cols[C_ATTR + a]
+    }
+
     /// Value id of order attribute `a` of order `i`.
     #[inline(always)]
     pub fn order_attr(&self, a: usize, i: usize) -> i64 {

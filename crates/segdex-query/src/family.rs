@@ -18,8 +18,8 @@
 
 use crate::Catalog;
 use crate::lang::{CmpOp, Condition, Decimal, Measure, Purchase, is_order_key};
-use crate::line_sums::allowed_sums;
-use crate::verify::{AttrFilter, Keep, Measures, OrderCount, having_holds, order_id};
+use crate::line_sums::LineSums;
+use crate::verify::{AttrFilter, Keep, Measures, OrderCount, OrderFilters, having_holds, order_id};
 use segdex_index::chunk::{ChunkView, NULL_VALUE};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -296,9 +296,10 @@ fn tally_orders<'t>(
     mut add: impl FnMut(&mut Tally<'t>, usize, i64),
 ) -> Vec<Vec<usize>> {
     let mut tally = Tally::new(tests);
+    let attrs = OrderFilters::new(view, keep.filters);
     for &c in locals {
         for i in keep.candidate_orders(view, c) {
-            if keep.candidate_kept(view, i) {
+            if keep.candidate_kept(view, &attrs, i) {
                 add(&mut tally, i, order_id(view, i));
             }
         }
@@ -394,7 +395,9 @@ pub(crate) fn order_value_lists<'t>(
     tests: &'t [MemberTests<'t>],
     locals: &[usize],
 ) -> Vec<Vec<usize>> {
-    let cols = view.line_columns();
+    let sums = keep
+        .products
+        .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed));
     tally_orders(view, keep, tests, locals, |tally, i, order| {
         let v = view.order_attr(values.attr, i);
         let of = values
@@ -403,12 +406,12 @@ pub(crate) fn order_value_lists<'t>(
         if of.is_empty() {
             return;
         }
-        let sums = match keep.products {
+        let sums = match &sums {
             None => {
                 let t = view.run_totals(i..i + 1);
                 (t.lines, t.units, t.cents)
             }
-            Some((allowed, _)) => match allowed_sums(&cols, allowed, view.line_range(i)) {
+            Some(sums) => match sums.of(view.line_range(i)) {
                 (0, _, _) => return,
                 sums => sums,
             },

@@ -1,4 +1,4 @@
-//! Sums over a run of lines whose product is allowed, with the line
+//! Sums over runs of lines whose product is allowed, with the line
 //! columns' byte widths fixed at compile time.
 //!
 //! The generic reader ([`segdex_index::packed::Packed::get`]) decodes each
@@ -6,7 +6,10 @@
 //! loop that is three such decodes a line and more live values than there
 //! are registers. Here the loop reads the stored bytes of each column with
 //! a width known to the compiler, sums the stored values, and applies base
-//! and scale once per run: `Σ (base + s·v) = n·base + s·Σ v`.
+//! and scale once per run: `Σ (base + s·v) = n·base + s·Σ v`. The widths
+//! are matched, and the product mask laid out by stored value, once per
+//! chunk ([`LineSums::new`]), not once per run: a run is a customer's
+//! dozen or so lines.
 
 use segdex_index::chunk::LineColumns;
 use std::ops::Range;
@@ -20,25 +23,25 @@ fn stored<const W: usize>(b: &[u8]) -> u64 {
 }
 
 /// Count, and sums of stored quantity and cents, of the lines whose stored
-/// product is allowed by `mask`.
-#[inline(always)]
+/// product is allowed by `table` (one entry per stored product value:
+/// `256^WP` of them).
 fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
     product: &[u8],
     qty: &[u8],
     cents: &[u8],
-    mask: &[bool],
+    table: &[bool],
 ) -> (u64, u64, u64) {
     let (mut n, mut u, mut c) = (0u64, 0u64, 0u64);
     // An index loop over slices of known length: the bounds tests fold
-    // away, and there is no iterator adapter to set up on each call (a run
-    // is a customer's dozen or so lines).
+    // away (a stored product masked to its width is inside the table).
+    let entries = 1usize << (8 * WP);
+    let table = &table[..entries];
     let lines = product.len() / WP;
     let (qty, cents) = (&qty[..lines * WQ], &cents[..lines * WC]);
     for j in 0..lines {
-        let p = stored::<WP>(&product[j * WP..]);
-        // A stored value past the mask is a product of no other chunk's
-        // range; the test compiles to a compare and a conditional move.
-        let take = u64::from(mask.get(p as usize).copied().unwrap_or(false));
+        let p = stored::<WP>(&product[j * WP..]) as usize & (entries - 1);
+        // A compare-free load and a mask instead of a branch.
+        let take = u64::from(table[p]);
         n += take;
         let take = take.wrapping_neg();
         u = u.wrapping_add(stored::<WQ>(&qty[j * WQ..]) & take);
@@ -47,90 +50,138 @@ fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
     (n, u, c)
 }
 
+/// A [`stored_sums`] for one triple of widths.
+type StoredSums = fn(&[u8], &[u8], &[u8], &[bool]) -> (u64, u64, u64);
+
+/// The loop for one chunk's widths, prepared by [`LineSums::new`].
+struct Fixed<'a> {
+    sums: StoredSums,
+    /// Bytes per stored product, quantity and cents.
+    widths: [usize; 3],
+    /// The stored bytes of the whole product, quantity and cents columns.
+    bytes: [&'a [u8]; 3],
+    /// Whether each stored product value is allowed (`256^width` entries).
+    table: Vec<bool>,
+}
+
+/// Lines, units and cents of runs of one chunk's lines whose product is
+/// allowed, summed without a branch: with the column widths fixed at
+/// compile time when the chunk's widths are ones the loop is made for
+/// (products of one or two bytes with scale 1, quantities of one or two
+/// bytes, cents of one to four), else line by line through
+/// [`segdex_index::packed::Packed::get`].
+///
+/// The sums are exact in 64 bits: the chunk's encoder bounds the sum of the
+/// magnitudes of its quantities and cents by `i64::MAX` (the fixed loop
+/// wraps, which is exact for the same reason).
+pub(crate) struct LineSums<'a> {
+    cols: LineColumns<'a>,
+    allowed: &'a [bool],
+    fixed: Option<Fixed<'a>>,
+}
+
+impl<'a> LineSums<'a> {
+    /// Prepares the sums over `cols` of the lines whose product number is
+    /// allowed by `allowed` (indexed by product number).
+    pub(crate) fn new(cols: LineColumns<'a>, allowed: &'a [bool]) -> Self {
+        Self {
+            cols,
+            allowed,
+            fixed: Self::fixed(&cols, allowed),
+        }
+    }
+
+    fn fixed(cols: &LineColumns<'a>, allowed: &[bool]) -> Option<Fixed<'a>> {
+        let (p, q, c) = (cols.product, cols.qty, cols.cents);
+        if p.scale() != 1 {
+            return None;
+        }
+        macro_rules! widths {
+            ($(($wp:literal, $wq:literal, $wc:literal)),*) => {
+                match (p.width(), q.width(), c.width()) {
+                    $(($wp, $wq, $wc) => stored_sums::<$wp, $wq, $wc> as StoredSums,)*
+                    _ => return None,
+                }
+            };
+        }
+        let sums = widths!(
+            (1, 1, 1),
+            (1, 1, 2),
+            (1, 1, 3),
+            (1, 1, 4),
+            (1, 2, 1),
+            (1, 2, 2),
+            (1, 2, 3),
+            (1, 2, 4),
+            (2, 1, 1),
+            (2, 1, 2),
+            (2, 1, 3),
+            (2, 1, 4),
+            (2, 2, 1),
+            (2, 2, 2),
+            (2, 2, 3),
+            (2, 2, 4)
+        );
+        // Stored value s is product base + s; past `allowed` nothing is.
+        let mut table = vec![false; 1 << (8 * p.width())];
+        let from = usize::try_from(p.base()).ok()?;
+        let kept = allowed.get(from..).unwrap_or_default();
+        let n = kept.len().min(table.len());
+        table[..n].copy_from_slice(&kept[..n]);
+        Some(Fixed {
+            sums,
+            widths: [p.width(), q.width(), c.width()],
+            bytes: [
+                p.stored_bytes(0..p.len()),
+                q.stored_bytes(0..q.len()),
+                c.stored_bytes(0..c.len()),
+            ],
+            table,
+        })
+    }
+
+    /// Whether the widths of this chunk took the fixed-width loop.
+    #[cfg(test)]
+    fn is_fixed(&self) -> bool {
+        self.fixed.is_some()
+    }
+
+    /// Count, units and cents of the allowed lines of `range`.
+    #[inline(always)]
+    pub(crate) fn of(&self, range: Range<usize>) -> (i64, i64, i64) {
+        let Some(f) = &self.fixed else {
+            return self.line_by_line(range);
+        };
+        let part = |k: usize| &f.bytes[k][range.start * f.widths[k]..range.end * f.widths[k]];
+        let (n, u, s) = (f.sums)(part(0), part(1), part(2), &f.table);
+        let n = n as i64;
+        let total = |col: segdex_index::packed::Packed, stored: u64| {
+            col.base()
+                .wrapping_mul(n)
+                .wrapping_add(col.scale().wrapping_mul(stored as i64))
+        };
+        (n, total(self.cols.qty, u), total(self.cols.cents, s))
+    }
+
+    /// [`Self::of`] through the generic reader.
+    fn line_by_line(&self, range: Range<usize>) -> (i64, i64, i64) {
+        let cols = &self.cols;
+        let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
+        for j in range {
+            let take = -i64::from(line_allowed(cols, self.allowed, j));
+            n -= take;
+            u += cols.qty.get(j) & take;
+            c += cols.cents.get(j) & take;
+        }
+        (n, u, c)
+    }
+}
+
 /// Whether line `j`'s product is allowed (`allowed` is indexed by product
 /// number).
 #[inline(always)]
 pub(crate) fn line_allowed(cols: &LineColumns, allowed: &[bool], j: usize) -> bool {
     allowed.get(cols.product.get(j) as usize).copied() == Some(true)
-}
-
-/// Lines, units and cents of the lines `range` whose product is allowed,
-/// summed without a branch: with the column widths fixed at compile time
-/// when the chunk has widths [`fixed_sums`] is made for, else line by line
-/// through [`segdex_index::packed::Packed::get`].
-///
-/// The sums are exact in 64 bits: the chunk's encoder bounds the sum of the
-/// magnitudes of its quantities and cents by `i64::MAX`.
-#[inline(always)]
-pub(crate) fn allowed_sums(
-    cols: &LineColumns,
-    allowed: &[bool],
-    range: Range<usize>,
-) -> (i64, i64, i64) {
-    if let Some(sums) = fixed_sums(cols, allowed, range.clone()) {
-        return sums;
-    }
-    let (mut n, mut u, mut c) = (0i64, 0i64, 0i64);
-    for j in range {
-        let take = -i64::from(line_allowed(cols, allowed, j));
-        n -= take;
-        u += cols.qty.get(j) & take;
-        c += cols.cents.get(j) & take;
-    }
-    (n, u, c)
-}
-
-/// [`allowed_sums`] with fixed widths, or `None` when the chunk's columns
-/// do not have one of the widths this loop is made for: products of one or
-/// two bytes with scale 1, quantities of one or two bytes, cents of one to
-/// four. The sums wrap in 64 bits, which is exact for the same reason.
-#[inline]
-fn fixed_sums(
-    cols: &LineColumns,
-    allowed: &[bool],
-    range: Range<usize>,
-) -> Option<(i64, i64, i64)> {
-    let (p, q, c) = (cols.product, cols.qty, cols.cents);
-    if p.scale() != 1 {
-        return None;
-    }
-    let mask = allowed.get(usize::try_from(p.base()).ok()?..)?;
-    let pb = p.stored_bytes(range.clone());
-    let qb = q.stored_bytes(range.clone());
-    let cb = c.stored_bytes(range);
-    macro_rules! widths {
-        ($(($wp:literal, $wq:literal, $wc:literal)),*) => {
-            match (p.width(), q.width(), c.width()) {
-                $(($wp, $wq, $wc) => stored_sums::<$wp, $wq, $wc>(pb, qb, cb, mask),)*
-                _ => return None,
-            }
-        };
-    }
-    let (n, u, s) = widths!(
-        (1, 1, 1),
-        (1, 1, 2),
-        (1, 1, 3),
-        (1, 1, 4),
-        (1, 2, 1),
-        (1, 2, 2),
-        (1, 2, 3),
-        (1, 2, 4),
-        (2, 1, 1),
-        (2, 1, 2),
-        (2, 1, 3),
-        (2, 1, 4),
-        (2, 2, 1),
-        (2, 2, 2),
-        (2, 2, 3),
-        (2, 2, 4)
-    );
-    let n = n as i64;
-    let total = |col: segdex_index::packed::Packed, stored: u64| {
-        col.base()
-            .wrapping_mul(n)
-            .wrapping_add(col.scale().wrapping_mul(stored as i64))
-    };
-    Some((n, total(q, u), total(c, s)))
 }
 
 #[cfg(test)]
@@ -197,12 +248,12 @@ mod tests {
             let expect = (start..end)
                 .filter(|&j| allowed[product[j] as usize])
                 .fold((0, 0, 0), |(n, u, c), j| (n + 1, u + qty[j], c + cents[j]));
-            match fixed_sums(&cols, &allowed, start..end) {
-                Some(got) => {
-                    assert_eq!(got, expect, "case {case}");
-                    fixed += 1;
-                }
-                None => declined += 1,
+            let sums = LineSums::new(cols, &allowed);
+            assert_eq!(sums.of(start..end), expect, "case {case}");
+            if sums.is_fixed() {
+                fixed += 1;
+            } else {
+                declined += 1;
             }
         }
         assert!(

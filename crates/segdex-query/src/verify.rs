@@ -8,7 +8,7 @@
 //! window are read.
 
 use crate::lang::{CmpOp, Decimal, Measure};
-use crate::line_sums::{allowed_sums, line_allowed};
+use crate::line_sums::{LineSums, line_allowed};
 use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE};
 use std::ops::Range;
 
@@ -51,23 +51,23 @@ impl Keep<'_> {
     /// Whether order `i` is in the window, not after the as-of instant and
     /// passes the order-attribute filters.
     #[inline]
-    fn order_ok(&self, view: &ChunkView, i: usize) -> bool {
+    fn order_ok(&self, view: &ChunkView, attrs: &OrderFilters, i: usize) -> bool {
         let day = view.order_day(i);
         day >= self.lo
             && day <= self.hi
             && !(day >= self.as_of_day && view.order_ns(i) > self.clip)
-            && order_attrs_ok(self.filters, view, i)
+            && attrs.ok(view, i)
     }
 
     /// Whether candidate order `i` (from [`Self::candidate_orders`]) is
     /// kept: in a chunk in time order the run is already the window's, so
     /// only the order attributes are left to test.
     #[inline(always)]
-    pub(crate) fn candidate_kept(&self, view: &ChunkView, i: usize) -> bool {
+    pub(crate) fn candidate_kept(&self, view: &ChunkView, attrs: &OrderFilters, i: usize) -> bool {
         if view.in_time_order() {
-            order_attrs_ok(self.filters, view, i)
+            attrs.ok(view, i)
         } else {
-            self.order_ok(view, i)
+            self.order_ok(view, attrs, i)
         }
     }
 
@@ -93,19 +93,72 @@ impl Keep<'_> {
     }
 }
 
-/// Whether order `i` passes every order-attribute filter of a `where`.
-/// Every filter is tested, without branches: whether an order passes is
-/// as good as random, and a mispredicted branch costs more than the test.
-#[inline(always)]
-pub(crate) fn order_attrs_ok(filters: &[AttrFilter], view: &ChunkView, i: usize) -> bool {
-    let mut ok = true;
-    for f in filters {
-        let v = view.order_attr(f.attr, i);
-        // NULL_VALUE (-1) is past the end of `allowed` as a usize.
-        let allowed = f.allowed.get(v as usize).copied().unwrap_or(false);
-        ok &= (allowed as u8 | ((v == NULL_VALUE) & f.null_ok) as u8) != 0;
+/// The order-attribute filters of a `where` over one chunk's columns.
+/// A column of one-byte values (value ids below 256: most order
+/// attributes) is tested through a table over its stored bytes, read
+/// straight from the column; wider columns are decoded.
+pub(crate) struct OrderFilters<'a> {
+    /// One-byte columns' stored bytes (one per order) and whether each
+    /// stored byte passes.
+    bytes: Vec<(&'a [u8], [bool; 256])>,
+    /// Filters of wider columns.
+    wide: Vec<&'a AttrFilter>,
+    /// Whether the filters of columns with one value for every order (no
+    /// stored bytes) pass it.
+    constant_ok: bool,
+}
+
+impl<'a> OrderFilters<'a> {
+    /// `filters` over `view`'s order-attribute columns.
+    pub(crate) fn new(view: &ChunkView<'a>, filters: &'a [AttrFilter]) -> Self {
+        let mut out = Self {
+            bytes: Vec::new(),
+            wide: Vec::new(),
+            constant_ok: true,
+        };
+        for f in filters {
+            let col = view.order_attr_column(f.attr);
+            let passes = |stored: i64| {
+                let v = col.base().wrapping_add(stored.wrapping_mul(col.scale()));
+                value_ok(f, v)
+            };
+            match col.width() {
+                0 => out.constant_ok &= col.is_empty() || passes(0),
+                1 => {
+                    let mut table = [false; 256];
+                    for (s, t) in table.iter_mut().enumerate() {
+                        *t = passes(s as i64);
+                    }
+                    out.bytes.push((col.stored_bytes(0..col.len()), table));
+                }
+                _ => out.wide.push(f),
+            }
+        }
+        out
     }
-    ok
+
+    /// Whether order `i` passes every filter. Every filter is tested,
+    /// without branches: whether an order passes is as good as random, and
+    /// a mispredicted branch costs more than the test.
+    #[inline(always)]
+    pub(crate) fn ok(&self, view: &ChunkView, i: usize) -> bool {
+        let mut ok = self.constant_ok;
+        for (bytes, table) in &self.bytes {
+            ok &= table[bytes[i] as usize];
+        }
+        for f in &self.wide {
+            ok &= value_ok(f, view.order_attr(f.attr, i));
+        }
+        ok
+    }
+}
+
+/// Whether value id `v` (or [`NULL_VALUE`]) passes filter `f`.
+#[inline(always)]
+fn value_ok(f: &AttrFilter, v: i64) -> bool {
+    // NULL_VALUE (-1) is past the end of `allowed` as a usize.
+    let allowed = f.allowed.get(v as usize).copied().unwrap_or(false);
+    allowed | ((v == NULL_VALUE) & f.null_ok)
 }
 
 /// Per-customer measures over the kept lines.
@@ -173,11 +226,17 @@ pub(crate) fn passing(
     // In a chunk in time order, without order-attribute filters and without
     // an order count, a customer's kept lines are one contiguous range.
     let flat = view.in_time_order() && keep.filters.is_empty() && !counts_orders;
+    let attrs = OrderFilters::new(view, keep.filters);
+    let line_sums = keep
+        .products
+        .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed));
     for &c in locals {
-        let m = match keep.products {
-            None => no_product_measures(view, keep, sums, c),
-            Some((allowed, _)) if flat => flat_product_measures(view, keep, allowed, c),
-            Some((allowed, _)) => product_measures(view, keep, allowed, c),
+        let m = match (keep.products, &line_sums) {
+            (Some((allowed, _)), Some(ls)) if flat => {
+                flat_product_measures(view, keep, allowed, ls, c)
+            }
+            (Some(_), Some(ls)) => product_measures(view, keep, &attrs, ls, c),
+            _ => no_product_measures(view, keep, &attrs, sums, c),
         };
         for (h, o) in havings.iter().zip(out.iter_mut()) {
             if having_holds(h, &m) {
@@ -190,7 +249,13 @@ pub(crate) fn passing(
 
 /// Measures of `local` when every line of a kept order is kept; without
 /// `sums` only the orders are counted.
-fn no_product_measures(view: &ChunkView, keep: &Keep, sums: bool, local: usize) -> Measures {
+fn no_product_measures(
+    view: &ChunkView,
+    keep: &Keep,
+    attrs: &OrderFilters,
+    sums: bool,
+    local: usize,
+) -> Measures {
     let mut m = Measures::default();
     let orders = keep.candidate_orders(view, local);
     if view.in_time_order() && keep.filters.is_empty() {
@@ -201,7 +266,7 @@ fn no_product_measures(view: &ChunkView, keep: &Keep, sums: bool, local: usize) 
     if view.in_time_order() && !keep.exists_only {
         // Each order of the run is distinct: count and sum without branches.
         for i in orders {
-            let take = -i64::from(order_attrs_ok(keep.filters, view, i));
+            let take = -i64::from(attrs.ok(view, i));
             m.orders -= take as i128;
             if sums {
                 let t = view.run_totals(i..i + 1);
@@ -214,7 +279,7 @@ fn no_product_measures(view: &ChunkView, keep: &Keep, sums: bool, local: usize) 
     }
     let mut count = OrderCount::default();
     for i in orders {
-        if keep.candidate_kept(view, i) {
+        if keep.candidate_kept(view, attrs, i) {
             count.add(view, i);
             if sums {
                 m.add_run(view.run_totals(i..i + 1));
@@ -273,19 +338,20 @@ fn flat_product_measures(
     view: &ChunkView,
     keep: &Keep,
     allowed: &[bool],
+    sums: &LineSums,
     local: usize,
 ) -> Measures {
     let run = keep.candidate_orders(view, local);
     let lines = view.lines_of_orders(run);
-    let cols = view.line_columns();
     if keep.exists_only {
+        let cols = view.line_columns();
         let found = lines.into_iter().any(|j| line_allowed(&cols, allowed, j));
         return Measures {
             lines: i128::from(found),
             ..Measures::default()
         };
     }
-    let (n, u, c) = allowed_sums(&cols, allowed, lines);
+    let (n, u, c) = sums.of(lines);
     Measures {
         orders: 0,
         lines: n as i128,
@@ -297,15 +363,20 @@ fn flat_product_measures(
 /// Measures of `local` with a product filter: the lines of its kept orders
 /// whose product is allowed, summed without a branch (the sums fit i64:
 /// see `ChunkWriter::encode`).
-fn product_measures(view: &ChunkView, keep: &Keep, allowed: &[bool], local: usize) -> Measures {
-    let cols = view.line_columns();
+fn product_measures(
+    view: &ChunkView,
+    keep: &Keep,
+    attrs: &OrderFilters,
+    sums: &LineSums,
+    local: usize,
+) -> Measures {
     let mut count = OrderCount::default();
     let (mut lines, mut units, mut cents) = (0i64, 0i64, 0i64);
     for i in keep.candidate_orders(view, local) {
-        if !keep.candidate_kept(view, i) {
+        if !keep.candidate_kept(view, attrs, i) {
             continue;
         }
-        let (n, u, c) = allowed_sums(&cols, allowed, view.line_range(i));
+        let (n, u, c) = sums.of(view.line_range(i));
         if view.in_time_order() && !keep.exists_only {
             // Every order of the run is distinct: count without a branch.
             count.n += i128::from(n > 0);
@@ -325,5 +396,92 @@ fn product_measures(view: &ChunkView, keep: &Keep, allowed: &[bool], local: usiz
         lines: lines as i128,
         units: units as i128,
         cents: cents as i128,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use segdex_index::chunk::ChunkWriter;
+
+    /// One customer with `n` orders whose attribute columns are `attrs`.
+    fn chunk(attrs: [Vec<i64>; 4]) -> Vec<u8> {
+        let n = attrs[0].len() as i64;
+        ChunkWriter {
+            cust_start: vec![0, n],
+            order_day: (0..n).collect(),
+            order_ns: (0..n).collect(),
+            order_key: (0..n).collect(),
+            order_attr: attrs,
+            order_line_start: (0..=n).collect(),
+            line_product: vec![0; n as usize],
+            line_qty: vec![1; n as usize],
+            line_cents: vec![1; n as usize],
+        }
+        .encode()
+        .unwrap()
+    }
+
+    fn filter(attr: usize, allowed: &[i64], null_ok: bool) -> AttrFilter {
+        let mut a = vec![false; 400];
+        for &v in allowed {
+            a[v as usize] = true;
+        }
+        AttrFilter {
+            attr,
+            allowed: a,
+            null_ok,
+            sections: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn order_filters_agree_with_the_values_on_every_column_width() {
+        let n = 600i64;
+        // Column 0 is two bytes wide (ids up to 399), column 1 one value
+        // for every order (no stored bytes), column 2 one byte with nulls
+        // and a base above zero, column 3 one byte.
+        let attrs = [
+            (0..n).map(|i| i * 7 % 400).collect::<Vec<_>>(),
+            vec![3; n as usize],
+            (0..n)
+                .map(|i| if i % 5 == 0 { NULL_VALUE } else { 10 + i % 9 })
+                .collect(),
+            (0..n).map(|i| i % 4).collect(),
+        ];
+        let bytes = chunk(attrs.clone());
+        let view = ChunkView::parse(&bytes).unwrap();
+        assert_eq!(view.order_attr_column(0).width(), 2);
+        assert_eq!(view.order_attr_column(1).width(), 0);
+        assert_eq!(view.order_attr_column(2).width(), 1);
+        let cases = [
+            vec![filter(0, &[7, 14, 399], false)],
+            vec![filter(1, &[3], false)],
+            vec![filter(1, &[4], true)],
+            vec![filter(2, &[11, 17], false)],
+            vec![filter(2, &[12], true)],
+            vec![filter(2, &[12], true), filter(3, &[0, 1], false)],
+            vec![filter(0, &[0, 28, 56], false), filter(1, &[3], false)],
+            vec![filter(3, &[2], false), filter(1, &[2], false)],
+            vec![],
+        ];
+        for (k, filters) in cases.iter().enumerate() {
+            let of = OrderFilters::new(&view, filters);
+            let mut passed = 0;
+            for i in 0..n as usize {
+                let expect = filters.iter().all(|f| {
+                    let v = attrs[f.attr].get(i).copied().unwrap();
+                    if v == NULL_VALUE {
+                        f.null_ok
+                    } else {
+                        f.allowed[v as usize]
+                    }
+                });
+                assert_eq!(of.ok(&view, i), expect, "case {k}, order {i}");
+                passed += usize::from(expect);
+            }
+            // Every case but the impossible one keeps some orders.
+            assert_eq!(passed == 0, k == 2 || k == 7, "case {k}: {passed} kept");
+        }
     }
 }
