@@ -1393,8 +1393,11 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Runs `check` on the candidates of each chunk (local numbers,
-    /// ascending), chunks in parallel; `check` returns `n` lists of local
-    /// numbers, gathered here into `n` bitmaps of rows.
+    /// ascending, in blocks of at most [`CHECK_BLOCK`]), chunks in
+    /// parallel; `check` returns `n` lists of local numbers, gathered here
+    /// into `n` bitmaps of rows. Blocks keep the lists small and reused: a
+    /// chunk's whole candidate list would be a fresh allocation of up to
+    /// half a megabyte per chunk and evaluation, paid in page faults.
     fn chunk_lists(
         &self,
         cand: &Bitmap,
@@ -1411,21 +1414,27 @@ impl<'a> Evaluator<'a> {
             .into_par_iter()
             .map(|k| -> Result<Vec<Bitmap>, segdex_index::IndexError> {
                 let base = k * CHUNK_ROWS;
-                let locals: Vec<usize> = cand
+                let mut rows = cand
                     .range(base..base.saturating_add(CHUNK_ROWS))
                     .map(|r| (r - base) as usize)
-                    .collect();
-                if locals.is_empty() {
-                    return Ok(vec![Bitmap::new(); n]);
+                    .peekable();
+                let mut out = vec![Bitmap::new(); n];
+                if rows.peek().is_none() {
+                    return Ok(out);
                 }
                 let view = self.index.chunk(k as usize)?;
-                Ok(check(&view, &locals)
-                    .into_iter()
-                    .map(|v| {
-                        Bitmap::from_sorted_iter(v.into_iter().map(|c| base + c as u32))
-                            .expect("ascending candidates")
-                    })
-                    .collect())
+                let mut block = Vec::with_capacity(CHECK_BLOCK);
+                loop {
+                    block.clear();
+                    block.extend(rows.by_ref().take(CHECK_BLOCK));
+                    if block.is_empty() {
+                        return Ok(out);
+                    }
+                    for (o, list) in out.iter_mut().zip(check(&view, &block)) {
+                        o.append(list.into_iter().map(|c| base + c as u32))
+                            .expect("ascending candidates");
+                    }
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = vec![Bitmap::new(); n];
@@ -1532,6 +1541,10 @@ impl<'a> Evaluator<'a> {
         ))
     }
 }
+
+/// The most candidates of a chunk checked at once (see
+/// [`Evaluator::chunk_lists`]).
+const CHECK_BLOCK: usize = 4096;
 
 /// The days a purchase window keeps, clipped to the days with orders.
 #[derive(Debug, Clone, Copy)]
