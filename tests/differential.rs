@@ -207,6 +207,13 @@ fn purchase_families_match_reference() {
         serde_json::json!({"orders": {"eq": 0}}),
         serde_json::json!({"avg_order_value": {"gte": 25}, "lines": {"lte": 3}}),
         serde_json::json!({"lines": {"gt": 1}}),
+        // Thresholds past i128 cross products, and with 28 places (kept as
+        // their JSON text, not as the float nearest it).
+        serde_json::json!({"spend": {"lt": 1e37}}),
+        serde_json::from_str(
+            r#"{"avg_order_value": {"lt": 1e37}, "spend": {"gte": 0.0000000000000000000000000001}}"#,
+        )
+        .unwrap(),
     ];
     let mut walks = 0;
     for seed in start..start + cases {

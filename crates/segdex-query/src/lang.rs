@@ -312,36 +312,60 @@ pub struct Decimal {
 }
 
 impl Decimal {
-    /// Parses the decimal text of a JSON number (`12`, `-0.125`, `1e3`).
+    /// The most decimal places a number of the language may have.
+    pub const MAX_SCALE: u32 = 30;
+
+    /// Parses the decimal text of a JSON number (`12`, `-0.125`, `1e3`);
+    /// `None` past [`Self::MAX_SCALE`] places or an `i128` mantissa.
     pub fn from_json(n: &serde_json::Number) -> Option<Self> {
-        let text = n.to_string();
-        let (num, exp) = match text.split_once(['e', 'E']) {
-            Some((a, e)) => (a.to_string(), e.parse::<i32>().ok()?),
-            None => (text, 0),
+        let (neg, digits, exp) = decimal_parts(&n.to_string())?;
+        let mut mantissa: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().ok()?
         };
-        let (neg, body) = match num.strip_prefix('-') {
-            Some(r) => (true, r),
-            None => (false, num.as_str()),
-        };
-        let (i, f) = body.split_once('.').unwrap_or((body, ""));
-        let digits = format!("{i}{f}");
-        let mut mantissa: i128 = digits.parse().ok()?;
-        let mut scale = f.len() as i32 - exp;
+        let mut scale = -exp;
         while scale < 0 {
             mantissa = mantissa.checked_mul(10)?;
             scale += 1;
         }
-        while scale > 0 && mantissa % 10 == 0 {
-            mantissa /= 10;
-            scale -= 1;
-        }
-        if scale > 30 {
+        if scale > i64::from(Self::MAX_SCALE) {
             return None;
         }
         Some(Self {
             mantissa: if neg { -mantissa } else { mantissa },
             scale: scale as u32,
         })
+    }
+
+    /// Parses a `having` threshold. Every measure is a sum kept in 64 bits,
+    /// far below [`MEASURE_BOUND`], so a threshold at or beyond ±that bound
+    /// compares with every measure as ±the bound does and is read as it
+    /// (`{"spend": {"lt": 1e40}}` holds for everyone). Otherwise exact, or
+    /// an error saying what does not fit.
+    pub fn threshold_from_json(n: &serde_json::Number) -> Result<Self, String> {
+        let text = n.to_string();
+        let Some((neg, digits, exp)) = decimal_parts(&text) else {
+            return Err(format!(
+                "{text} is not a decimal number this engine can read"
+            ));
+        };
+        // digits × 10^exp ≥ 10^(len + exp − 1): at least the bound when
+        // len + exp − 1 ≥ 20.
+        if !digits.is_empty() && digits.len() as i64 + exp > MEASURE_BOUND_DIGITS {
+            let bound = 10i128.pow(MEASURE_BOUND_DIGITS as u32);
+            return Ok(Self {
+                mantissa: if neg { -bound } else { bound },
+                scale: 0,
+            });
+        }
+        if -exp > i64::from(Self::MAX_SCALE) {
+            return Err(format!(
+                "{text} has more than {} decimal places",
+                Self::MAX_SCALE
+            ));
+        }
+        Self::from_json(n).ok_or_else(|| format!("{text} has too many significant digits"))
     }
 
     /// `floor(self × 10^shift)`.
@@ -369,6 +393,79 @@ impl Decimal {
     /// Whether `self × 10^shift` is an integer.
     pub fn is_integer_at(&self, shift: u32) -> bool {
         self.floor_scaled(shift) == self.ceil_scaled(shift)
+    }
+}
+
+/// Every measure of a `having` (a count or a sum of cents kept in 64
+/// bits) is below 10^this in magnitude, and so is spend or
+/// avg_order_value in currency units.
+const MEASURE_BOUND_DIGITS: i64 = 20;
+
+/// 10^[`MEASURE_BOUND_DIGITS`]: the magnitude past which `having`
+/// thresholds are read as this bound (see [`Decimal::threshold_from_json`]).
+pub const MEASURE_BOUND: i128 = 10i128.pow(MEASURE_BOUND_DIGITS as u32);
+
+/// The sign, significant digits (no leading or trailing zeros; empty for
+/// zero) and power of ten of a JSON number's text: the value is
+/// `±digits × 10^exp`. `None` for text that is not a decimal number or an
+/// exponent beyond `i32`.
+fn decimal_parts(text: &str) -> Option<(bool, String, i64)> {
+    let (num, exp) = match text.split_once(['e', 'E']) {
+        Some((a, e)) => (a, i64::from(e.parse::<i32>().ok()?)),
+        None => (text, 0),
+    };
+    let (neg, body) = match num.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, num),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let all = format!("{int}{frac}");
+    let mut exp = exp - frac.len() as i64;
+    let trimmed = all.trim_start_matches('0');
+    let digits = trimmed.trim_end_matches('0');
+    exp += (trimmed.len() - digits.len()) as i64;
+    if digits.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    Some((neg, digits.to_string(), exp))
+}
+
+/// Powers of ten up to 10^[`Decimal::MAX_SCALE`].
+pub(crate) const POW10: [i128; Decimal::MAX_SCALE as usize + 1] = {
+    let mut p = [1i128; Decimal::MAX_SCALE as usize + 1];
+    let mut i = 1;
+    while i < p.len() {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// Compares two numbers' [`decimal_parts`] exactly, whatever their size.
+fn cmp_parts(x: &(bool, String, i64), y: &(bool, String, i64)) -> std::cmp::Ordering {
+    let sign = |(neg, digits, _): &(bool, String, i64)| match (digits.is_empty(), neg) {
+        (true, _) => 0,
+        (false, true) => -1,
+        (false, false) => 1,
+    };
+    let (sx, sy) = (sign(x), sign(y));
+    if sx != sy || sx == 0 {
+        return sx.cmp(&sy);
+    }
+    // Same sign, both nonzero: the magnitude's leading power of ten, then
+    // the digits from the most significant (digit strings compare so, a
+    // prefix before the longer).
+    let magnitude =
+        (x.1.len() as i64 + x.2, x.1.as_str()).cmp(&(y.1.len() as i64 + y.2, y.1.as_str()));
+    if sx < 0 {
+        magnitude.reverse()
+    } else {
+        magnitude
     }
 }
 
@@ -695,12 +792,9 @@ fn parse_attr(cx: &Ctx, obj: &Map<String, Json>, path: &str) -> Result<Condition
 
 /// Whether `[x, y]` has x > y (numbers compared exactly, or dates).
 fn between_reversed(x: &Json, y: &Json) -> bool {
-    if let (Some(a), Some(b)) = (
-        x.as_number().and_then(Decimal::from_json),
-        y.as_number().and_then(Decimal::from_json),
-    ) {
-        let s = a.scale.max(b.scale);
-        return a.floor_scaled(s) > b.floor_scaled(s);
+    let parts = |v: &Json| v.as_number().and_then(|n| decimal_parts(&n.to_string()));
+    if let (Some(a), Some(b)) = (parts(x), parts(y)) {
+        return cmp_parts(&a, &b).is_gt();
     }
     match (
         x.as_str().and_then(parse_date),
@@ -900,10 +994,9 @@ fn parse_purchase(cx: &Ctx, v: &Json, path: &str) -> Result<Purchase, SegmentErr
             }
             for (op, x) in tests {
                 let p = format!("{mp}.{op}");
-                let num = |x: &Json, p: &str| {
-                    x.as_number()
-                        .and_then(Decimal::from_json)
-                        .ok_or_else(|| cx.err(p, "needs a number"))
+                let num = |x: &Json, p: &str| match x.as_number() {
+                    Some(n) => Decimal::threshold_from_json(n).map_err(|e| cx.err(p, &e)),
+                    None => Err(cx.err(p, "needs a number")),
                 };
                 match op.as_str() {
                     "between" => {
@@ -1105,5 +1198,69 @@ mod tests {
         assert_eq!(d("-0.125").ceil_scaled(2), Some(-12));
         assert_eq!(d("12.5").ceil_scaled(0), Some(13));
         assert!(d("12.50").is_integer_at(1));
+    }
+
+    #[test]
+    fn thresholds_keep_their_text_exactly_and_read_huge_ones_as_the_bound() {
+        let t = |s: &str| Decimal::threshold_from_json(&serde_json::from_str(s).unwrap());
+        let dec = |mantissa: i128, scale: u32| Ok(Decimal { mantissa, scale });
+        // The JSON text, not a float near it (1e-28 is not a double).
+        assert_eq!(t("1e-28"), dec(1, 28));
+        assert_eq!(t("0.0000000000000000000000000001"), dec(1, 28));
+        assert_eq!(
+            t("19.990000000000000000000000001"),
+            dec(19_990_000_000_000_000_000_000_000_001, 27)
+        );
+        assert_eq!(
+            t("123456789.123456789123456789"),
+            dec(123_456_789_123_456_789_123_456_789, 18)
+        );
+        assert_eq!(t("-0.0"), dec(0, 0));
+        assert_eq!(t("2.50E+1"), dec(25, 0));
+        // At or past 10^20 in magnitude: the bound, with the sign.
+        assert_eq!(
+            t("99999999999999999999"),
+            dec(99_999_999_999_999_999_999, 0)
+        );
+        assert_eq!(t("1e20"), dec(MEASURE_BOUND, 0));
+        assert_eq!(t("100000000000000000000.5"), dec(MEASURE_BOUND, 0));
+        assert_eq!(t("-1e40"), dec(-MEASURE_BOUND, 0));
+        assert_eq!(t("1e2147483647"), dec(MEASURE_BOUND, 0));
+        // What does not fit is an error that says so.
+        assert!(
+            t("1e-31")
+                .unwrap_err()
+                .contains("more than 30 decimal places")
+        );
+        assert!(
+            t("12345678901234567890.123456789012345678901")
+                .unwrap_err()
+                .contains("too many significant digits")
+        );
+        let e = err(json!({"code": "x", "name": "x",
+            "rule": {"purchased": {"having": {"spend": {"gt": 1e-31}}}}}));
+        assert!(
+            e.contains("rule.purchased.having.spend.gt") && e.contains("decimal places"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn between_bounds_compare_exactly_at_any_size() {
+        let reversed = |a: &str, b: &str| {
+            between_reversed(
+                &serde_json::from_str(a).unwrap(),
+                &serde_json::from_str(b).unwrap(),
+            )
+        };
+        assert!(reversed("1e41", "1e40"));
+        assert!(!reversed("1e40", "1e41"));
+        assert!(reversed("0.30000000000000000000000000000000001", "0.3"));
+        assert!(!reversed("0.3", "0.30000000000000000000000000000000001"));
+        assert!(!reversed("-5", "-5.0"));
+        assert!(reversed("-4.9", "-5"));
+        assert!(reversed("0", "-0.000001"));
+        assert!(!reversed("-0.0", "0"));
+        assert!(!reversed("12", "1.2e1") && reversed("12.01", "1.2e1"));
     }
 }

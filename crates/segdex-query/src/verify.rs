@@ -7,7 +7,7 @@
 //! history. With a product filter the lines of the customer's orders in the
 //! window are read.
 
-use crate::lang::{CmpOp, Decimal, Measure};
+use crate::lang::{CmpOp, Decimal, Measure, POW10};
 use crate::line_sums::{LineSums, line_allowed};
 use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE};
 use std::ops::Range;
@@ -185,28 +185,69 @@ pub(crate) fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -
         return m.lines > 0;
     }
     having.iter().all(|&(measure, op, x)| {
-        let pow = 10i128.pow(x.scale);
-        // Compare lhs/den against x = mantissa / 10^scale, exactly.
-        let (lhs, rhs) = match measure {
-            Measure::Orders => (m.orders * pow, x.mantissa),
-            Measure::Lines => (m.lines * pow, x.mantissa),
-            Measure::Units => (m.units * pow, x.mantissa),
-            Measure::Spend => (m.cents * pow, x.mantissa * 100),
+        // The measure as a ratio `n / d` in the threshold's units.
+        let (n, d) = match measure {
+            Measure::Orders => (m.orders, 1),
+            Measure::Lines => (m.lines, 1),
+            Measure::Units => (m.units, 1),
+            Measure::Spend => (m.cents, 100),
             Measure::AvgOrderValue => {
-                if m.orders == 0 {
+                if m.orders <= 0 {
                     return false;
                 }
-                (m.cents * pow, x.mantissa * 100 * m.orders)
+                // Orders are counted in 64 bits: no saturation.
+                (m.cents, m.orders.saturating_mul(100))
             }
         };
+        let ord = if x.scale <= 18
+            && x.mantissa.unsigned_abs() < 1 << 56
+            && n.unsigned_abs() < 1 << 64
+            && d < 1 << 71
+        {
+            // The products are below 2^124 and 2^127: plain arithmetic.
+            (n * POW10[x.scale as usize]).cmp(&(x.mantissa * d))
+        } else {
+            cmp_ratio(n, d, x.mantissa, POW10[x.scale as usize])
+        };
         match op {
-            CmpOp::Gt => lhs > rhs,
-            CmpOp::Gte => lhs >= rhs,
-            CmpOp::Lt => lhs < rhs,
-            CmpOp::Lte => lhs <= rhs,
-            CmpOp::Eq => lhs == rhs,
+            CmpOp::Gt => ord.is_gt(),
+            CmpOp::Gte => ord.is_ge(),
+            CmpOp::Lt => ord.is_lt(),
+            CmpOp::Lte => ord.is_le(),
+            CmpOp::Eq => ord.is_eq(),
         }
     })
+}
+
+/// Compares `n1 / d1` with `n2 / d2` exactly, for `d1, d2 > 0`, without
+/// overflow: cross products when they fit, else by continued fractions
+/// (integer parts, then the reciprocals of the remainders).
+fn cmp_ratio(n1: i128, d1: i128, n2: i128, d2: i128) -> std::cmp::Ordering {
+    debug_assert!(d1 > 0 && d2 > 0);
+    if let (Some(a), Some(b)) = (n1.checked_mul(d2), n2.checked_mul(d1)) {
+        return a.cmp(&b);
+    }
+    let (q1, q2) = (n1.div_euclid(d1), n2.div_euclid(d2));
+    if q1 != q2 {
+        return q1.cmp(&q2);
+    }
+    // a/b against c/d, each in [0, 1).
+    let (mut a, mut b) = (n1.rem_euclid(d1) as u128, d1 as u128);
+    let (mut c, mut d) = (n2.rem_euclid(d2) as u128, d2 as u128);
+    let mut reversed = false;
+    loop {
+        let flip = |o: std::cmp::Ordering| if reversed { o.reverse() } else { o };
+        if a == 0 || c == 0 {
+            return flip((a != 0).cmp(&(c != 0)));
+        }
+        // a/b < c/d exactly when b/a > d/c.
+        reversed = !reversed;
+        let (q1, q2) = (b / a, d / c);
+        if q1 != q2 {
+            return if reversed { q2.cmp(&q1) } else { q1.cmp(&q2) };
+        }
+        (a, b, c, d) = (b % a, a, d % c, c);
+    }
 }
 
 /// For each of `havings`, the candidates (local customer numbers,
@@ -433,6 +474,101 @@ mod tests {
             null_ok,
             sections: Vec::new(),
         }
+    }
+
+    /// `n1/d1` against `n2/d2` by cross products: exact for the small
+    /// operands it is given.
+    fn cross(n1: i128, d1: i128, n2: i128, d2: i128) -> std::cmp::Ordering {
+        (n1 * d2).cmp(&(n2 * d1))
+    }
+
+    #[test]
+    fn ratios_compare_exactly_past_the_cross_products_range() {
+        // Small operands against plain cross products, every sign.
+        let mut seed = 7u64;
+        let mut next = |m: i128| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as i128 % m
+        };
+        for _ in 0..20_000 {
+            let (n1, d1, n2, d2) = (
+                next(2001) - 1000,
+                next(97) + 1,
+                next(2001) - 1000,
+                next(97) + 1,
+            );
+            assert_eq!(
+                cmp_ratio(n1, d1, n2, d2),
+                cross(n1, d1, n2, d2),
+                "{n1}/{d1} {n2}/{d2}"
+            );
+            // The same ratios scaled far past i128 cross products.
+            let (k1, k2) = (10i128.pow(19) + next(1000), 10i128.pow(18) * 3 + next(1000));
+            assert_eq!(
+                cmp_ratio(n1 * k1, d1 * k1, n2 * k2, d2 * k2),
+                cross(n1, d1, n2, d2),
+                "{n1}/{d1} {n2}/{d2} times {k1}, {k2}"
+            );
+        }
+        // Equal by construction, and one unit either side of equal.
+        let d = 10i128.pow(30);
+        for n in [1i128, 170_000_000, 17_000_000_000, -5] {
+            let x = n * 10i128.pow(28);
+            assert!(cmp_ratio(n, 100, x, d).is_eq());
+            assert!(cmp_ratio(n, 100, x + 1, d).is_lt());
+            assert!(cmp_ratio(n, 100, x - 1, d).is_gt());
+        }
+    }
+
+    #[test]
+    fn havings_are_exact_for_large_spend_and_long_thresholds() {
+        let dec = |mantissa: i128, scale: u32| Decimal { mantissa, scale };
+        let m = Measures {
+            orders: 7,
+            lines: 5,
+            units: 7,
+            cents: 200_000_001, // $2,000,000.01: times 10^30 is past i128
+        };
+        let holds = |measure, op, x| having_holds(&[(measure, op, x)], &m);
+        // 2000000.01 with 30 decimal places, and a last digit either side.
+        let exact = 200_000_001 * 10i128.pow(28);
+        assert!(holds(Measure::Spend, CmpOp::Eq, dec(exact, 30)));
+        assert!(holds(Measure::Spend, CmpOp::Gte, dec(exact, 30)));
+        assert!(!holds(Measure::Spend, CmpOp::Gt, dec(exact, 30)));
+        assert!(holds(Measure::Spend, CmpOp::Lt, dec(exact + 1, 30)));
+        assert!(holds(Measure::Spend, CmpOp::Gt, dec(exact - 1, 30)));
+        // A threshold whose cents do not fit i128, either sign.
+        assert!(holds(Measure::Spend, CmpOp::Lt, dec(10i128.pow(37), 0)));
+        assert!(!holds(Measure::Spend, CmpOp::Lt, dec(-(10i128.pow(37)), 0)));
+        assert!(holds(
+            Measure::AvgOrderValue,
+            CmpOp::Lt,
+            dec(10i128.pow(37), 0)
+        ));
+        // avg_order_value: 2000000.01 / 7 = 285714.287142857142… recurring.
+        let seventh = 200_000_001 * 10i128.pow(28) / 7; // truncated
+        assert!(holds(Measure::AvgOrderValue, CmpOp::Gt, dec(seventh, 30)));
+        assert!(holds(
+            Measure::AvgOrderValue,
+            CmpOp::Lt,
+            dec(seventh + 1, 30)
+        ));
+        assert!(!holds(Measure::AvgOrderValue, CmpOp::Eq, dec(seventh, 30)));
+        // Counts against 30 decimal places.
+        assert!(holds(
+            Measure::Lines,
+            CmpOp::Gt,
+            dec(5 * 10i128.pow(30) - 1, 30)
+        ));
+        assert!(!holds(
+            Measure::Lines,
+            CmpOp::Gt,
+            dec(5 * 10i128.pow(30), 30)
+        ));
+        assert!(holds(Measure::Units, CmpOp::Lte, dec(7, 0)));
+        assert!(!holds(Measure::Orders, CmpOp::Lt, dec(7, 0)));
     }
 
     #[test]

@@ -208,12 +208,12 @@ fn gen_ids(rng: &mut Rng, n: usize, int: bool, prefix: &str) -> Ids {
     }
 }
 
+/// A JSON number with exactly the text `s` (serde_json keeps a number's
+/// text: the workspace enables `arbitrary_precision`).
 fn num_json(s: &str) -> Value {
-    if let Ok(i) = s.parse::<i64>() {
-        return json!(i);
-    }
-    let f: f64 = s.parse().expect("a decimal");
-    Value::Number(serde_json::Number::from_f64(f).expect("finite"))
+    let v: Value = serde_json::from_str(s).expect("a JSON number");
+    assert!(v.is_number(), "{s} is not a number");
+    v
 }
 
 fn cents_str(c: i128) -> String {
@@ -1564,6 +1564,10 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
             "100.005".into(),
             "250".into(),
             "12.34".into(),
+            // Past what i128 cross products hold, and past i128 itself.
+            "1e37".into(),
+            "-1e40".into(),
+            "0.0000000000000000000000000001".into(),
         ];
         g.aov_pool = vec![
             "20".into(),
@@ -1571,6 +1575,8 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
             "45.5".into(),
             "75".into(),
             "60.125".into(),
+            "1e37".into(),
+            "33.333333333333333333333333333333".into(),
         ];
         for _ in 0..6 {
             let (cents, os) = &per_cust[g.rng.below(nc as u64) as usize];
@@ -1579,6 +1585,9 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
             }
             g.spend_pool.push(cents_str(*cents));
             g.spend_pool.push(format!("{}1", cents_str(*cents)));
+            // A customer's spend to 30 places, one unit over in the last.
+            g.spend_pool
+                .push(format!("{}{}1", cents_str(*cents), "0".repeat(27)));
             let n = os.len() as i128;
             if (cents * 10_000) % n == 0 {
                 let q = cents * 10_000 / n;
