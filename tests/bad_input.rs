@@ -580,3 +580,93 @@ fn implausible_quantity_names_file_column_and_row() {
         &["order_lines.parquet", "quantity", "row 1", "3000000000"],
     );
 }
+
+/// Members (as customer ids) of one rule over a built index.
+fn members_of(index: &Index, rule: serde_json::Value) -> Vec<String> {
+    let cat = Catalog::from_json(&json!({"code": "s", "rule": rule})).unwrap();
+    let ev = Evaluator::new(
+        index,
+        &cat,
+        AsOf::parse("2024-12-31", index.zone()).unwrap(),
+    );
+    let rows = ev.evaluate("s").unwrap();
+    index
+        .external_ids(&rows)
+        .unwrap()
+        .iter()
+        .map(|i| i.to_string())
+        .collect()
+}
+
+#[test]
+fn numeric_attributes_compare_exactly_with_any_threshold() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    small_dataset(&data);
+    let f32s: ArrayRef = Arc::new(arrow_array::Float32Array::from(vec![
+        Some(0.1f32),
+        Some(2.5),
+        Some(f32::INFINITY),
+        Some(f32::NAN),
+    ]));
+    let f64s: ArrayRef = Arc::new(arrow_array::Float64Array::from(vec![
+        Some(0.1),
+        Some(0.1 + 0.2),
+        Some(f64::NEG_INFINITY),
+        None,
+    ]));
+    write(
+        &data.join("customers.parquet"),
+        vec![
+            ("customer_id", ints(&[10, 20, 30, 40])),
+            ("score32", f32s),
+            ("score64", f64s),
+            ("visits", ints(&[1, 2, 3, 4])),
+        ],
+    );
+    let out = dir.path().join("index");
+    build(&data, &out).unwrap();
+    let index = Index::open(&out).unwrap();
+    // As JSON text: a Rust float literal would lose the numbers' digits.
+    let cases = [
+        // A float32 is the value of its own shortest text; infinities and
+        // NaN are null.
+        (r#"{"attr": "score32", "eq": 0.1}"#, vec!["10"]),
+        (r#"{"attr": "score32", "gt": 0.1}"#, vec!["20"]),
+        (r#"{"attr": "score32", "is_null": true}"#, vec!["30", "40"]),
+        // The threshold's exact value, not the double nearest to it.
+        (
+            r#"{"attr": "score64", "lt": 0.10000000000000001}"#,
+            vec!["10"],
+        ),
+        (
+            r#"{"attr": "score64", "gte": 0.10000000000000001}"#,
+            vec!["20"],
+        ),
+        (r#"{"attr": "score64", "eq": 0.3}"#, vec![]),
+        (
+            r#"{"attr": "score64", "in": [0.30000000000000004]}"#,
+            vec!["20"],
+        ),
+        (r#"{"attr": "score64", "lt": 1e400}"#, vec!["10", "20"]),
+        (r#"{"attr": "score64", "gt": -1e400}"#, vec!["10", "20"]),
+        (r#"{"attr": "score64", "is_null": true}"#, vec!["30", "40"]),
+        // Integers: any size, any number of places.
+        (
+            r#"{"attr": "visits", "lt": 2.0000000000000000000000000000000001}"#,
+            vec!["10", "20"],
+        ),
+        (
+            r#"{"attr": "visits", "lte": 1e30}"#,
+            vec!["10", "20", "30", "40"],
+        ),
+        (r#"{"attr": "visits", "gt": 1e30}"#, vec![]),
+        (r#"{"attr": "visits", "in": [1e30, 3]}"#, vec!["30"]),
+        (r#"{"attr": "visits", "between": [-1e40, 1.5]}"#, vec!["10"]),
+    ];
+    for (rule, want) in cases {
+        let rule: serde_json::Value = serde_json::from_str(rule).unwrap();
+        assert_eq!(members_of(&index, rule.clone()), want, "{rule}");
+    }
+}

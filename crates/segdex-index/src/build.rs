@@ -783,7 +783,7 @@ fn write_field(
                         Norm::Int(a) => (!a.is_null(i)).then(|| a.value(i) as i128),
                         Norm::Dec(v) => v[i],
                         Norm::Float(v) => {
-                            v[i].filter(|x| !x.is_nan()).map(|x| float_key(x) as i128)
+                            v[i].filter(|x| x.is_finite()).map(|x| float_key(x) as i128)
                         }
                         Norm::Days(v) => v[i].map(|d| d as i128),
                         _ => None,

@@ -293,6 +293,20 @@ impl Col<'_> {
         if classify(self.array.data_type()) != ValueClass::Float {
             return Err(self.wrong_type("a float"));
         }
+        if matches!(
+            self.array.data_type(),
+            DataType::Float16 | DataType::Float32
+        ) {
+            // Through f32's own shortest text, as money is: 0.1f32 is 0.1,
+            // not 0.10000000149011612.
+            let cast = arrow_cast::cast(self.array, &DataType::Float32)
+                .map_err(|e| self.cast_err(e, "float32"))?;
+            return Ok(cast
+                .as_primitive::<Float32Type>()
+                .iter()
+                .map(|v| v.map(|x| format!("{x}").parse().unwrap_or(f64::from(x))))
+                .collect());
+        }
         let cast = arrow_cast::cast(self.array, &DataType::Float64)
             .map_err(|e| self.cast_err(e, "float64"))?;
         Ok(cast.as_primitive::<Float64Type>().iter().collect())

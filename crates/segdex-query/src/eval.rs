@@ -20,7 +20,10 @@
 //!   measured together in one walk over the union of their candidates.
 
 use crate::family::{self, Family, KeptBy};
-use crate::lang::{AttrTest, CmpOp, Condition, Decimal, Measure, Purchase, SegmentError, Window};
+use crate::lang::{
+    AttrTest, CmpOp, Condition, Decimal, Measure, Purchase, SegmentError, Window, float_threshold,
+    scaled_floor_ceil,
+};
 use crate::verify::{self, AttrFilter, Keep, Measures, having_holds};
 use crate::window::{AsOf, DayRange, anniversary_slots, born_by, days};
 use crate::{Catalog, QueryError};
@@ -636,23 +639,14 @@ impl<'a> Evaluator<'a> {
         let mut hi: Option<i128> = None;
         let mut empty = false;
         for (op, v) in cmps {
-            let x = v
+            let (fl, ce) = v
                 .as_number()
-                .and_then(Decimal::from_json)
+                .and_then(|n| scaled_floor_ceil(n, shift))
                 .ok_or_else(|| SegmentError {
                     code: code.to_string(),
                     path: path.to_string(),
                     message: format!("expected a number, found {v}"),
                 })?;
-            let fl = x.floor_scaled(shift);
-            let ce = x.ceil_scaled(shift);
-            let (Some(fl), Some(ce)) = (fl, ce) else {
-                return Err(SegmentError {
-                    code: code.to_string(),
-                    path: path.to_string(),
-                    message: format!("number {v} is out of range"),
-                });
-            };
             let (l, h) = match op {
                 CmpOp::Gt => (Some(fl + 1), None),
                 CmpOp::Gte => (Some(ce), None),
@@ -720,14 +714,29 @@ impl<'a> Evaluator<'a> {
                 let mut lo: Option<i128> = None;
                 let mut hi: Option<i128> = None;
                 for (op, v) in cmps {
-                    let x = v.as_f64().ok_or_else(|| bad(v, "numbers"))?;
+                    // A stored double stands for its shortest decimal text,
+                    // and the threshold is exact: `lt 0.10000000000000001`
+                    // holds for 0.1 though both round to the same double.
+                    let (x, side) = v
+                        .as_number()
+                        .and_then(float_threshold)
+                        .ok_or_else(|| bad(v, "numbers"))?;
                     let k = float_key(x) as i128;
+                    // The greatest key below the threshold and the least
+                    // above it; `k` itself is equal, below or above.
+                    let (below, above) = match side {
+                        std::cmp::Ordering::Equal => (k - 1, k + 1),
+                        std::cmp::Ordering::Less => (k, k + 1),
+                        std::cmp::Ordering::Greater => (k - 1, k),
+                    };
+                    let equal = side == std::cmp::Ordering::Equal;
                     let (l, h) = match op {
-                        CmpOp::Gt => (Some(k + 1), None),
-                        CmpOp::Gte => (Some(k), None),
-                        CmpOp::Lt => (None, Some(k - 1)),
-                        CmpOp::Lte => (None, Some(k)),
-                        CmpOp::Eq => (Some(k), Some(k)),
+                        CmpOp::Gt => (Some(above), None),
+                        CmpOp::Gte => (Some(if equal { k } else { above }), None),
+                        CmpOp::Lt => (None, Some(below)),
+                        CmpOp::Lte => (None, Some(if equal { k } else { below })),
+                        CmpOp::Eq if equal => (Some(k), Some(k)),
+                        CmpOp::Eq => (Some(above), Some(below)),
                     };
                     lo = match (lo, l) {
                         (Some(a), Some(b)) => Some(a.max(b)),

@@ -367,33 +367,6 @@ impl Decimal {
         }
         Self::from_json(n).ok_or_else(|| format!("{text} has too many significant digits"))
     }
-
-    /// `floor(self × 10^shift)`.
-    pub fn floor_scaled(&self, shift: u32) -> Option<i128> {
-        self.scaled(shift, false)
-    }
-
-    /// `ceil(self × 10^shift)`.
-    pub fn ceil_scaled(&self, shift: u32) -> Option<i128> {
-        self.scaled(shift, true)
-    }
-
-    fn scaled(&self, shift: u32, ceil: bool) -> Option<i128> {
-        if shift >= self.scale {
-            return self
-                .mantissa
-                .checked_mul(10i128.checked_pow(shift - self.scale)?);
-        }
-        let div = 10i128.checked_pow(self.scale - shift)?;
-        let q = self.mantissa.div_euclid(div);
-        let exact = self.mantissa.rem_euclid(div) == 0;
-        Some(if ceil && !exact { q + 1 } else { q })
-    }
-
-    /// Whether `self × 10^shift` is an integer.
-    pub fn is_integer_at(&self, shift: u32) -> bool {
-        self.floor_scaled(shift) == self.ceil_scaled(shift)
-    }
 }
 
 /// Every measure of a `having` (a count or a sum of cents kept in 64
@@ -445,6 +418,71 @@ pub(crate) const POW10: [i128; Decimal::MAX_SCALE as usize + 1] = {
     }
     p
 };
+
+/// Past every 64-bit key an attribute stores, scaled or not: what
+/// [`scaled_floor_ceil`] gives a number whose scaled magnitude reaches it.
+pub const BEYOND_KEYS: i128 = 10i128.pow(30);
+
+/// `floor` and `ceil` of a JSON number × 10^shift, exactly at any size
+/// and any number of decimal places, except that a magnitude of
+/// [`BEYOND_KEYS`] or more is given as ±that (it compares with every
+/// stored key as the number does). `None` for text that is not a decimal
+/// number.
+pub fn scaled_floor_ceil(n: &serde_json::Number, shift: u32) -> Option<(i128, i128)> {
+    let (neg, digits, exp) = decimal_parts(&n.to_string())?;
+    if digits.is_empty() {
+        return Some((0, 0));
+    }
+    // The value × 10^shift is ±digits × 10^e, at least 10^(len + e − 1).
+    let e = exp + i64::from(shift);
+    let len = digits.len() as i64;
+    if len + e > 30 {
+        let b = if neg { -BEYOND_KEYS } else { BEYOND_KEYS };
+        return Some((b, b));
+    }
+    let sign = if neg { -1 } else { 1 };
+    if e >= 0 {
+        // At most 30 digits: fits.
+        let v = sign * digits.parse::<i128>().ok()? * 10i128.pow(e as u32);
+        return Some((v, v));
+    }
+    // A fraction remains (the digits have no trailing zeros).
+    let whole_len = (len + e).max(0) as usize;
+    let whole: i128 = if whole_len == 0 {
+        0
+    } else {
+        digits[..whole_len].parse().ok()?
+    };
+    Some(if neg {
+        (-whole - 1, -whole)
+    } else {
+        (whole, whole + 1)
+    })
+}
+
+/// Where a JSON number falls among doubles that each stand for their
+/// shortest round-trip decimal text (how a float attribute's values
+/// compare): the double nearest to the number, and how that double's
+/// text compares with the number's exact value (`Equal` when they are the
+/// same number). Every other double is then on one side of the number as
+/// its order among doubles says. `None` for text that is not a decimal
+/// number.
+pub fn float_threshold(n: &serde_json::Number) -> Option<(f64, std::cmp::Ordering)> {
+    let text = n.to_string();
+    let exact = decimal_parts(&text)?;
+    let nearest: f64 = text.parse().ok()?;
+    let nearest = if nearest == 0.0 { 0.0 } else { nearest }; // no -0.0
+    let order = if nearest.is_infinite() {
+        if nearest > 0.0 {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Less
+        }
+    } else {
+        cmp_parts(&decimal_parts(&format!("{nearest}"))?, &exact)
+    };
+    Some((nearest, order))
+}
 
 /// Compares two numbers' [`decimal_parts`] exactly, whatever their size.
 fn cmp_parts(x: &(bool, String, i64), y: &(bool, String, i64)) -> std::cmp::Ordering {
@@ -1194,10 +1232,49 @@ mod tests {
                 scale: 0
             }
         );
-        assert_eq!(d("-0.125").floor_scaled(2), Some(-13));
-        assert_eq!(d("-0.125").ceil_scaled(2), Some(-12));
-        assert_eq!(d("12.5").ceil_scaled(0), Some(13));
-        assert!(d("12.50").is_integer_at(1));
+    }
+
+    #[test]
+    fn attribute_thresholds_scale_exactly_and_saturate_past_every_key() {
+        let f = |s: &str, shift: u32| scaled_floor_ceil(&serde_json::from_str(s).unwrap(), shift);
+        assert_eq!(f("-0.125", 2), Some((-13, -12)));
+        assert_eq!(f("12.5", 0), Some((12, 13)));
+        assert_eq!(f("12.50", 1), Some((125, 125)));
+        assert_eq!(f("-0.0", 3), Some((0, 0)));
+        assert_eq!(f("0.001", 0), Some((0, 1)));
+        assert_eq!(f("-0.001", 0), Some((-1, 0)));
+        assert_eq!(f("1.5e2", 0), Some((150, 150)));
+        // Far more places than any stored scale, exactly.
+        assert_eq!(
+            f("20.0000000000000000000000000000000000000001", 0),
+            Some((20, 21))
+        );
+        assert_eq!(
+            f("-7.99999999999999999999999999999999999999", 2),
+            Some((-800, -799))
+        );
+        // Past every key, with the sign, whatever the shift.
+        assert_eq!(f("1e30", 0), Some((BEYOND_KEYS, BEYOND_KEYS)));
+        assert_eq!(f("1e12", 18), Some((BEYOND_KEYS, BEYOND_KEYS)));
+        assert_eq!(f("-1e400", 0), Some((-BEYOND_KEYS, -BEYOND_KEYS)));
+        let below = 10i128.pow(30) - 1;
+        assert_eq!(f("999999999999999999999999999999", 0), Some((below, below)));
+    }
+
+    #[test]
+    fn float_thresholds_compare_with_each_doubles_shortest_text() {
+        use std::cmp::Ordering::*;
+        let f = |s: &str| float_threshold(&serde_json::from_str(s).unwrap()).unwrap();
+        assert_eq!(f("0.1"), (0.1, Equal));
+        assert_eq!(f("2.50"), (2.5, Equal));
+        assert_eq!(f("-0.0"), (0.0, Equal));
+        // Same nearest double, but the double's text 0.1 is below / above.
+        assert_eq!(f("0.10000000000000001"), (0.1, Less));
+        assert_eq!(f("0.09999999999999999"), (0.09999999999999999, Equal));
+        assert_eq!(f("0.099999999999999999"), (0.1, Greater));
+        assert_eq!(f("1e-400"), (0.0, Less));
+        assert_eq!(f("1e400"), (f64::INFINITY, Greater));
+        assert_eq!(f("-1e400"), (f64::NEG_INFINITY, Less));
     }
 
     #[test]

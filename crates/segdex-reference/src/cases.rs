@@ -1088,7 +1088,7 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
             pool: [18, 21, 25, 30, 35, 40, 50, 65]
                 .iter()
                 .map(|x| json!(x))
-                .chain([json!(30.5)])
+                .chain([json!(30.5), num_json("1e30"), num_json("-1e30")])
                 .collect(),
         });
     }
@@ -1114,6 +1114,13 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
         let mut pool: Vec<Value> = v.iter().flatten().take(5).map(|x| json!(x)).collect();
         pool.push(json!(hi / 2));
         pool.push(num_json(&format!("{}.5", hi / 3)));
+        // Past every stored integer, and a fraction longer than any scale.
+        pool.push(num_json("1e30"));
+        pool.push(num_json("-1e25"));
+        pool.push(num_json(&format!(
+            "{}.0000000000000000000000000000000001",
+            hi / 4
+        )));
         ccols.push((name.into(), ColData::I64(v)));
         g.attrs.push(GAttr {
             name: name.into(),
@@ -1140,6 +1147,19 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
             .collect();
         pool.push(json!(5));
         pool.push(num_json("2.5"));
+        // Thresholds a hair above and below a stored value: the same
+        // nearest double, yet not equal to the value the double stands for.
+        if let Some(x) = v.iter().flatten().next() {
+            let thousandths = (x * 1000.0).round() as i128;
+            let place = |n: i128| format!("{}.{:025}", n / 10i128.pow(25), n % 10i128.pow(25));
+            let scaled = thousandths * 10i128.pow(22);
+            pool.push(num_json(&place(scaled + 1)));
+            if scaled > 0 {
+                pool.push(num_json(&place(scaled - 1)));
+            }
+        }
+        pool.push(num_json("1e400"));
+        pool.push(num_json("-1e30"));
         ccols.push(("score".into(), ColData::F64(v)));
         g.attrs.push(GAttr {
             name: "score".into(),
@@ -1165,6 +1185,8 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
             .collect();
         pool.push(num_json("1000.005"));
         pool.push(json!(0));
+        pool.push(num_json("1e30"));
+        pool.push(num_json("-1000.0000000000000000000000000000000001"));
         ccols.push(("credit".into(), ColData::Dec128(v, 10, 2)));
         g.attrs.push(GAttr {
             name: "credit".into(),
