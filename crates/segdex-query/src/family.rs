@@ -19,7 +19,7 @@
 use crate::Catalog;
 use crate::lang::{CmpOp, Condition, Decimal, Measure, Purchase, is_order_key};
 use crate::line_sums::LineSums;
-use crate::verify::{AttrFilter, Keep, Measures, OrderCount, OrderFilters, having_holds, order_id};
+use crate::verify::{AttrFilter, HavingTest, Keep, Measures, OrderCount, OrderFilters, order_id};
 use segdex_index::chunk::{ChunkView, NULL_VALUE};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -224,16 +224,17 @@ struct Running {
 
 /// Every member's measures of one customer at a time, and the lists of
 /// customers each test picks.
-struct Tally<'t> {
-    tests: &'t [MemberTests<'t>],
+struct Tally {
+    /// Each member's tests, set up, with whether each holds at measures 0.
+    tests: Vec<Vec<(HavingTest, bool)>>,
     first_test: Vec<usize>,
     running: Vec<Running>,
     touched: Vec<u32>,
     out: Vec<Vec<usize>>,
 }
 
-impl<'t> Tally<'t> {
-    fn new(tests: &'t [MemberTests<'t>]) -> Self {
+impl Tally {
+    fn new(tests: &[MemberTests]) -> Self {
         let mut first_test = Vec::with_capacity(tests.len());
         let mut n = 0;
         for t in tests {
@@ -241,7 +242,14 @@ impl<'t> Tally<'t> {
             n += t.len();
         }
         Self {
-            tests,
+            tests: tests
+                .iter()
+                .map(|t| {
+                    t.iter()
+                        .map(|&(having, at_zero)| (HavingTest::new(having), at_zero))
+                        .collect()
+                })
+                .collect(),
             first_test,
             running: vec![Running::default(); tests.len()],
             touched: Vec::new(),
@@ -274,8 +282,8 @@ impl<'t> Tally<'t> {
                 units: r.units as i128,
                 cents: r.cents as i128,
             };
-            for (t, &(having, at_zero)) in self.tests[m as usize].iter().enumerate() {
-                if having_holds(having, &measures) != at_zero {
+            for (t, (test, at_zero)) in self.tests[m as usize].iter().enumerate() {
+                if test.holds(&measures) != *at_zero {
                     self.out[self.first_test[m as usize] + t].push(c);
                 }
             }
@@ -293,7 +301,7 @@ fn tally_orders<'t>(
     keep: &Keep,
     tests: &'t [MemberTests<'t>],
     locals: &[usize],
-    mut add: impl FnMut(&mut Tally<'t>, usize, i64),
+    mut add: impl FnMut(&mut Tally, usize, i64),
 ) -> Vec<Vec<usize>> {
     let mut tally = Tally::new(tests);
     let attrs = OrderFilters::new(view, keep.filters);

@@ -219,6 +219,81 @@ pub(crate) fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -
     })
 }
 
+/// A `having` set up for the per-candidate loop: each test of a count or
+/// of spend is the range of the measure (an integer: orders, lines, units,
+/// cents) that passes it, from the threshold's exact floor and ceiling, so
+/// a candidate costs two integer compares per test; `avg_order_value`
+/// keeps [`having_holds`]'s exact ratio compare.
+pub(crate) struct HavingTest {
+    /// `(measure, lo, hi)`: passes when `lo <= measure <= hi`.
+    ranges: Vec<(Measure, i128, i128)>,
+    /// The `avg_order_value` tests.
+    ratios: Vec<(Measure, CmpOp, Decimal)>,
+    /// The having was empty: at least one kept line.
+    any_line: bool,
+}
+
+impl HavingTest {
+    /// Sets up `having` (the same answers as [`having_holds`]).
+    pub(crate) fn new(having: &[(Measure, CmpOp, Decimal)]) -> Self {
+        let mut t = Self {
+            ranges: Vec::new(),
+            ratios: Vec::new(),
+            any_line: having.is_empty(),
+        };
+        for &(measure, op, x) in having {
+            let per_unit = match measure {
+                Measure::AvgOrderValue => {
+                    t.ratios.push((measure, op, x));
+                    continue;
+                }
+                Measure::Spend => 100,
+                Measure::Orders | Measure::Lines | Measure::Units => 1,
+            };
+            // x × per_unit = q × per_unit + r × per_unit / 10^scale, with
+            // 0 <= r < 10^scale: no overflow for any stored threshold.
+            let pow = POW10[x.scale as usize];
+            let (q, r) = (x.mantissa.div_euclid(pow), x.mantissa.rem_euclid(pow));
+            let whole = q.saturating_mul(per_unit);
+            let floor = whole.saturating_add(r * per_unit / pow);
+            let exact = (r * per_unit) % pow == 0;
+            let ceil = if exact {
+                floor
+            } else {
+                floor.saturating_add(1)
+            };
+            let (lo, hi) = match op {
+                CmpOp::Gt => (floor.saturating_add(1), i128::MAX),
+                CmpOp::Gte => (ceil, i128::MAX),
+                CmpOp::Lt => (i128::MIN, ceil.saturating_sub(1)),
+                CmpOp::Lte => (i128::MIN, floor),
+                CmpOp::Eq => (ceil, floor),
+            };
+            t.ranges.push((measure, lo, hi));
+        }
+        t
+    }
+
+    /// Whether measures `m` pass.
+    #[inline(always)]
+    pub(crate) fn holds(&self, m: &Measures) -> bool {
+        if self.any_line {
+            return m.lines > 0;
+        }
+        let mut ok = true;
+        for &(measure, lo, hi) in &self.ranges {
+            let v = match measure {
+                Measure::Orders => m.orders,
+                Measure::Lines => m.lines,
+                Measure::Units => m.units,
+                _ => m.cents,
+            };
+            ok &= (v >= lo) & (v <= hi);
+        }
+        ok && (self.ratios.is_empty() || having_holds(&self.ratios, m))
+    }
+}
+
 /// Compares `n1 / d1` with `n2 / d2` exactly, for `d1, d2 > 0`, without
 /// overflow: cross products when they fit, else by continued fractions
 /// (integer parts, then the reciprocals of the remainders).
@@ -271,6 +346,7 @@ pub(crate) fn passing(
     let line_sums = keep
         .products
         .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed));
+    let tests: Vec<HavingTest> = havings.iter().map(|h| HavingTest::new(h)).collect();
     for &c in locals {
         let m = match (keep.products, &line_sums) {
             (Some((allowed, _)), Some(ls)) if flat => {
@@ -279,8 +355,8 @@ pub(crate) fn passing(
             (Some(_), Some(ls)) => product_measures(view, keep, &attrs, ls, c),
             _ => no_product_measures(view, keep, &attrs, sums, c),
         };
-        for (h, o) in havings.iter().zip(out.iter_mut()) {
-            if having_holds(h, &m) {
+        for (t, o) in tests.iter().zip(out.iter_mut()) {
+            if t.holds(&m) {
                 o.push(c);
             }
         }
@@ -520,6 +596,72 @@ mod tests {
             assert!(cmp_ratio(n, 100, x + 1, d).is_lt());
             assert!(cmp_ratio(n, 100, x - 1, d).is_gt());
         }
+    }
+
+    #[test]
+    fn having_tests_answer_as_having_holds_does() {
+        let big = 10i128.pow(37);
+        let mantissas = [
+            -big,
+            -20_001,
+            -3,
+            0,
+            1,
+            2,
+            3,
+            199,
+            200,
+            201,
+            20_001,
+            200_000_001 * 10i128.pow(28) - 1,
+            200_000_001 * 10i128.pow(28),
+            200_000_001 * 10i128.pow(28) + 1,
+            big,
+        ];
+        let measures = [
+            Measure::Orders,
+            Measure::Lines,
+            Measure::Units,
+            Measure::Spend,
+            Measure::AvgOrderValue,
+        ];
+        let ops = [CmpOp::Gt, CmpOp::Gte, CmpOp::Lt, CmpOp::Lte, CmpOp::Eq];
+        let mut tests = Vec::new();
+        for &mantissa in &mantissas {
+            for scale in [0, 1, 2, 3, 30] {
+                for &measure in &measures {
+                    for &op in &ops {
+                        tests.push((measure, op, Decimal { mantissa, scale }));
+                    }
+                }
+            }
+        }
+        let values = [-301i128, -1, 0, 1, 2, 3, 199, 200, 201, 20_001, 200_000_001];
+        let mut checked = 0;
+        for &cents in &values {
+            for &n in &[0i128, 1, 2, 3, 7] {
+                let m = Measures {
+                    orders: n,
+                    lines: n,
+                    units: cents,
+                    cents,
+                };
+                for (i, one) in tests.iter().enumerate() {
+                    // One test, and that test with another beside it.
+                    let pair = [*one, tests[(i * 7919) % tests.len()]];
+                    for having in [&pair[..1], &pair[..]] {
+                        assert_eq!(
+                            HavingTest::new(having).holds(&m),
+                            having_holds(having, &m),
+                            "{having:?} at {m:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+                assert_eq!(HavingTest::new(&[]).holds(&m), m.lines > 0);
+            }
+        }
+        assert!(checked > 100_000);
     }
 
     #[test]
