@@ -635,11 +635,9 @@ impl<'a> Evaluator<'a> {
         cmps: &[(CmpOp, Json)],
         shift: u32,
     ) -> Res<(Option<i128>, Option<i128>)> {
-        let mut lo: Option<i128> = None;
-        let mut hi: Option<i128> = None;
-        let mut empty = false;
+        let mut keyed = Vec::with_capacity(cmps.len());
         for (op, v) in cmps {
-            let (fl, ce) = v
+            let floor_ceil = v
                 .as_number()
                 .and_then(|n| scaled_floor_ceil(n, shift))
                 .ok_or_else(|| SegmentError {
@@ -647,31 +645,9 @@ impl<'a> Evaluator<'a> {
                     path: path.to_string(),
                     message: format!("expected a number, found {v}"),
                 })?;
-            let (l, h) = match op {
-                CmpOp::Gt => (Some(fl + 1), None),
-                CmpOp::Gte => (Some(ce), None),
-                CmpOp::Lt => (None, Some(ce - 1)),
-                CmpOp::Lte => (None, Some(fl)),
-                CmpOp::Eq => {
-                    if fl != ce {
-                        empty = true;
-                    }
-                    (Some(ce), Some(fl))
-                }
-            };
-            lo = match (lo, l) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            hi = match (hi, h) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            keyed.push((*op, floor_ceil));
         }
-        if empty {
-            return Ok((Some(1), Some(0)));
-        }
-        Ok((lo, hi))
+        Ok(key_range(&keyed))
     }
 
     /// Key bounds of comparisons on a numeric or date field.
@@ -711,8 +687,7 @@ impl<'a> Evaluator<'a> {
                 self.int_bounds(code, path, cmps, shift)
             }
             NumEncoding::Float { .. } => {
-                let mut lo: Option<i128> = None;
-                let mut hi: Option<i128> = None;
+                let mut keyed = Vec::with_capacity(cmps.len());
                 for (op, v) in cmps {
                     // A stored double stands for its shortest decimal text,
                     // and the threshold is exact: `lt 0.10000000000000001`
@@ -722,32 +697,15 @@ impl<'a> Evaluator<'a> {
                         .and_then(float_threshold)
                         .ok_or_else(|| bad(v, "numbers"))?;
                     let k = float_key(x) as i128;
-                    // The greatest key below the threshold and the least
-                    // above it; `k` itself is equal, below or above.
-                    let (below, above) = match side {
-                        std::cmp::Ordering::Equal => (k - 1, k + 1),
+                    // The keys at or below and at or above the threshold.
+                    let floor_ceil = match side {
+                        std::cmp::Ordering::Equal => (k, k),
                         std::cmp::Ordering::Less => (k, k + 1),
                         std::cmp::Ordering::Greater => (k - 1, k),
                     };
-                    let equal = side == std::cmp::Ordering::Equal;
-                    let (l, h) = match op {
-                        CmpOp::Gt => (Some(above), None),
-                        CmpOp::Gte => (Some(if equal { k } else { above }), None),
-                        CmpOp::Lt => (None, Some(below)),
-                        CmpOp::Lte => (None, Some(if equal { k } else { below })),
-                        CmpOp::Eq if equal => (Some(k), Some(k)),
-                        CmpOp::Eq => (Some(above), Some(below)),
-                    };
-                    lo = match (lo, l) {
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                        (a, b) => a.or(b),
-                    };
-                    hi = match (hi, h) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    keyed.push((*op, floor_ceil));
                 }
-                Ok((lo, hi))
+                Ok(key_range(&keyed))
             }
         }
     }
@@ -1628,4 +1586,24 @@ fn range_node(bsi: &BsiMeta, lo: Option<i128>, hi: Option<i128>) -> Node<'_> {
         _ => None,
     };
     Node::Range(bsi, lo_off, hi_off)
+}
+
+/// The key bounds [lo, hi] (`None`: open) where every comparison holds,
+/// each given with the floor and ceiling keys of its threshold; `(1, 0)`
+/// when none can.
+fn key_range(cmps: &[(CmpOp, (i128, i128))]) -> (Option<i128>, Option<i128>) {
+    let mut lo: Option<i128> = None;
+    let mut hi: Option<i128> = None;
+    for &(op, (floor, ceil)) in cmps {
+        let (l, h) = op.int_range(floor, ceil);
+        lo = lo.max(l); // None (open) is below every bound
+        hi = match (hi, h) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    match (lo, hi) {
+        (Some(l), Some(h)) if l > h => (Some(1), Some(0)),
+        bounds => bounds,
+    }
 }

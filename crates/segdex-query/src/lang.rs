@@ -60,6 +60,20 @@ pub enum CmpOp {
     Eq,
 }
 
+impl CmpOp {
+    /// The integers `v` with `v op x`, for an `x` whose floor and ceiling
+    /// are given: `(lo, hi)`, `None` for an open end, empty when lo > hi.
+    pub fn int_range(self, floor: i128, ceil: i128) -> (Option<i128>, Option<i128>) {
+        match self {
+            CmpOp::Gt => (Some(floor.saturating_add(1)), None),
+            CmpOp::Gte => (Some(ceil), None),
+            CmpOp::Lt => (None, Some(ceil.saturating_sub(1))),
+            CmpOp::Lte => (None, Some(floor)),
+            CmpOp::Eq => (Some(ceil), Some(floor)),
+        }
+    }
+}
+
 /// A condition (SPEC §2.1), with its JSON path for error messages.
 ///
 /// [`Condition::canonical`] gives a key that is the same for conditions that
@@ -366,6 +380,23 @@ impl Decimal {
             ));
         }
         Self::from_json(n).ok_or_else(|| format!("{text} has too many significant digits"))
+    }
+
+    /// `floor` and `ceil` of `self × 10^shift` for `shift <= 8`, exactly,
+    /// saturating at the ends of `i128` (far past any measure).
+    pub fn floor_ceil_scaled(&self, shift: u32) -> (i128, i128) {
+        debug_assert!(shift <= 8);
+        // self × 10^shift = q × 10^shift + r × 10^shift / 10^scale, with
+        // 0 <= r < 10^scale <= 10^30: r × 10^shift fits.
+        let (up, pow) = (POW10[shift as usize], POW10[self.scale as usize]);
+        let (q, r) = (self.mantissa.div_euclid(pow), self.mantissa.rem_euclid(pow));
+        let floor = q.saturating_mul(up).saturating_add(r * up / pow);
+        let ceil = if (r * up) % pow == 0 {
+            floor
+        } else {
+            floor.saturating_add(1)
+        };
+        (floor, ceil)
     }
 }
 

@@ -242,34 +242,19 @@ impl HavingTest {
             any_line: having.is_empty(),
         };
         for &(measure, op, x) in having {
-            let per_unit = match measure {
+            // The measure's integer is in hundredths (cents) for spend.
+            let cents_per_unit = match measure {
                 Measure::AvgOrderValue => {
                     t.ratios.push((measure, op, x));
                     continue;
                 }
-                Measure::Spend => 100,
-                Measure::Orders | Measure::Lines | Measure::Units => 1,
+                Measure::Spend => 2,
+                Measure::Orders | Measure::Lines | Measure::Units => 0,
             };
-            // x × per_unit = q × per_unit + r × per_unit / 10^scale, with
-            // 0 <= r < 10^scale: no overflow for any stored threshold.
-            let pow = POW10[x.scale as usize];
-            let (q, r) = (x.mantissa.div_euclid(pow), x.mantissa.rem_euclid(pow));
-            let whole = q.saturating_mul(per_unit);
-            let floor = whole.saturating_add(r * per_unit / pow);
-            let exact = (r * per_unit) % pow == 0;
-            let ceil = if exact {
-                floor
-            } else {
-                floor.saturating_add(1)
-            };
-            let (lo, hi) = match op {
-                CmpOp::Gt => (floor.saturating_add(1), i128::MAX),
-                CmpOp::Gte => (ceil, i128::MAX),
-                CmpOp::Lt => (i128::MIN, ceil.saturating_sub(1)),
-                CmpOp::Lte => (i128::MIN, floor),
-                CmpOp::Eq => (ceil, floor),
-            };
-            t.ranges.push((measure, lo, hi));
+            let (floor, ceil) = x.floor_ceil_scaled(cents_per_unit);
+            let (lo, hi) = op.int_range(floor, ceil);
+            t.ranges
+                .push((measure, lo.unwrap_or(i128::MIN), hi.unwrap_or(i128::MAX)));
         }
         t
     }
