@@ -8,7 +8,17 @@
 //!
 //! Per order the chunk also keeps running totals of units and cents (and
 //! `order_line_start` is already one of lines), so the measures of a run of
-//! consecutive orders are two subtractions. When a chunk is
+//! consecutive orders are two subtractions. The units and cents totals are
+//! kept modulo 2^bits, with `bits` just enough for one customer's sum of
+//! magnitudes: a run never spans two customers, so its difference modulo
+//! 2^bits (sign-extended when the chunk has negative values) is exact, and
+//! the columns take the bytes of the largest customer, not of the chunk.
+//!
+//! Instants are stored as offsets from the UTC midnight of the order's
+//! local day number ([`day_origin_ns`]): within a day they order as the
+//! instants do, and they span about a day, not years (3 bytes in whole
+//! seconds instead of 4). In a chunk in time order the order keys are not
+//! stored (every order is its own). When a chunk is
 //! [`ChunkView::in_time_order`] (every customer's orders sorted by instant,
 //! no order id split over two groups: order ids are numbered by their first
 //! instant, so this fails only when one order id has lines at several
@@ -25,10 +35,90 @@ pub const ORDER_ATTR_COLUMNS: [&str; 4] = ["store_id", "payment_method", "offer_
 /// The value id that stands for null in order attribute columns.
 pub const NULL_VALUE: i64 = -1;
 
-const MAGIC: &[u8; 8] = b"SGDXCHK3";
+/// The instant an order's stored offset is counted from: the UTC midnight
+/// of its local day number, in ns (wrapping, like the offset, so the sum is
+/// exact for every instant an `i64` holds).
+#[inline(always)]
+pub fn day_origin_ns(day: i32) -> i64 {
+    (day as i64).wrapping_mul(86_400_000_000_000)
+}
+
+/// How the difference of two running totals kept modulo 2^bits is read
+/// back: the low `bits` of the wrapping difference, sign-extended when
+/// the chunk's values can be negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wrap {
+    /// 64 − bits (bits in 1..=64).
+    shift: u32,
+    signed: bool,
+}
+
+impl Wrap {
+    /// The narrowest wrap that keeps every run sum of `per_line` exact,
+    /// runs staying within one customer's lines (`customer_lines`).
+    fn for_column(per_line: &[i64], customer_lines: impl Iterator<Item = (usize, usize)>) -> Self {
+        let signed = per_line.iter().any(|&v| v < 0);
+        // The largest sum of magnitudes of one customer's lines bounds the
+        // magnitude of every run sum (the chunk's total fits i64).
+        let bound = customer_lines
+            .map(|(a, b)| {
+                per_line
+                    .get(a..b)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|v| v.unsigned_abs())
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0);
+        let bits = (64 - bound.leading_zeros() + u32::from(signed)).clamp(1, 64);
+        Self {
+            shift: 64 - bits,
+            signed,
+        }
+    }
+
+    /// `value` modulo 2^bits, as stored.
+    fn reduce(self, value: i64) -> i64 {
+        ((value as u64) << self.shift >> self.shift) as i64
+    }
+
+    /// The run sum from two stored totals.
+    #[inline(always)]
+    fn diff(self, end: i64, start: i64) -> i64 {
+        let d = (end as u64).wrapping_sub(start as u64) << self.shift;
+        if self.signed {
+            (d as i64) >> self.shift
+        } else {
+            (d >> self.shift) as i64
+        }
+    }
+
+    /// As stored in the flags column: bits, and 256 when signed.
+    fn code(self) -> i64 {
+        i64::from(64 - self.shift) | (i64::from(self.signed) << 8)
+    }
+
+    /// From [`Self::code`]; `None` if it is not one.
+    fn from_code(code: i64) -> Option<Self> {
+        let bits = u32::try_from(code & 0xff).ok()?;
+        if !(1..=64).contains(&bits) || code >> 9 != 0 {
+            return None;
+        }
+        Some(Self {
+            shift: 64 - bits,
+            signed: code & 256 != 0,
+        })
+    }
+}
+
+const MAGIC: &[u8; 8] = b"SGDXCHK4";
 const COLUMNS: usize = 15;
-/// Bits of the flags column.
+/// Bits of the flags column's first value (the second and third are the
+/// [`Wrap`]s of the units and cents totals).
 const FLAG_IN_TIME_ORDER: i64 = 2;
+/// Values of the flags column.
+const FLAG_VALUES: usize = 3;
 // Column numbers.
 const C_CUST_START: usize = 0;
 const C_DAY: usize = 1;
@@ -61,9 +151,11 @@ pub struct ChunkWriter {
     pub cust_start: Vec<i64>,
     /// Local day number of each order.
     pub order_day: Vec<i64>,
-    /// Instant (ns since epoch, UTC) of each order.
+    /// Instant (ns since epoch, UTC) of each order (stored as an offset
+    /// from [`day_origin_ns`] of its day).
     pub order_ns: Vec<i64>,
-    /// Dense id of each order's external order id.
+    /// Dense id of each order's external order id (not stored when the
+    /// chunk is in time order).
     pub order_key: Vec<i64>,
     /// Value ids of the order attributes ([`NULL_VALUE`] = null).
     pub order_attr: [Vec<i64>; 4],
@@ -137,14 +229,48 @@ impl ChunkWriter {
         let cum_cents = self
             .running(&self.line_cents)
             .ok_or_else(|| overflow("line totals"))?;
-        let flags = FLAG_IN_TIME_ORDER * self.in_time_order() as i64;
+        let in_time_order = self.in_time_order();
+        // Each customer's lines, the extent of every run a query sums.
+        let customer_lines = || {
+            self.cust_start.windows(2).map(|w| {
+                let line = |o: i64| {
+                    self.order_line_start
+                        .get(o as usize)
+                        .map_or(0, |&l| l as usize)
+                };
+                (line(w[0]), line(w[1]))
+            })
+        };
+        let units_wrap = Wrap::for_column(&self.line_qty, customer_lines());
+        let cents_wrap = Wrap::for_column(&self.line_cents, customer_lines());
+        let wrapped = |cum: Vec<i64>, wrap: Wrap| -> Vec<i64> {
+            cum.into_iter().map(|v| wrap.reduce(v)).collect()
+        };
+        let cum_units = wrapped(cum_units, units_wrap);
+        let cum_cents = wrapped(cum_cents, cents_wrap);
+        let ns_offsets: Vec<i64> = self
+            .order_ns
+            .iter()
+            .zip(&self.order_day)
+            .map(|(&ns, &day)| ns.wrapping_sub(day_origin_ns(day as i32)))
+            .collect();
+        let keys = if in_time_order {
+            vec![0; self.order_key.len()]
+        } else {
+            self.order_key.clone()
+        };
+        let flags = vec![
+            FLAG_IN_TIME_ORDER * in_time_order as i64,
+            units_wrap.code(),
+            cents_wrap.code(),
+        ];
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         for col in [
             &self.cust_start,
             &self.order_day,
-            &self.order_ns,
-            &self.order_key,
+            &ns_offsets,
+            &keys,
             &self.order_attr[0],
             &self.order_attr[1],
             &self.order_attr[2],
@@ -155,7 +281,7 @@ impl ChunkWriter {
             &self.line_product,
             &self.line_qty,
             &self.line_cents,
-            &vec![flags],
+            &flags,
         ] {
             packed::encode(col, &mut out);
         }
@@ -171,6 +297,8 @@ pub struct ChunkView<'a> {
     orders: usize,
     lines: usize,
     in_time_order: bool,
+    units_wrap: Wrap,
+    cents_wrap: Wrap,
 }
 
 /// The as-of instant a window is clipped at: orders on its local `day` (or
@@ -240,7 +368,7 @@ impl<'a> ChunkView<'a> {
                 .any(|&c| cols[c].len() != orders + 1)
             || cols[C_LINE_QTY].len() != lines
             || cols[C_LINE_CENTS].len() != lines
-            || cols[C_FLAGS].len() != 1
+            || cols[C_FLAGS].len() != FLAG_VALUES
         {
             return None;
         }
@@ -257,23 +385,27 @@ impl<'a> ChunkView<'a> {
         }
         let flags = cols[C_FLAGS].get(0);
         let in_time_order = flags & FLAG_IN_TIME_ORDER != 0;
+        let units_wrap = Wrap::from_code(cols[C_FLAGS].get(1))?;
+        let cents_wrap = Wrap::from_code(cols[C_FLAGS].get(2))?;
         let view = Self {
             cols,
             customers,
             orders,
             lines,
             in_time_order,
+            units_wrap,
+            cents_wrap,
         };
         // The flag chooses binary searches; a wrong flag would give wrong
         // answers, so it is checked with the offsets. (The running totals
-        // index nothing; the section checksum covers them.)
+        // index nothing, and in time order no key is stored to contradict
+        // it; the section checksum covers both.)
         if check && in_time_order {
             let ok = (0..customers).all(|c| {
                 let r = view.order_range(c);
                 (r.start + 1..r.end).all(|i| {
                     view.order_ns(i - 1) <= view.order_ns(i)
                         && view.order_day(i - 1) <= view.order_day(i)
-                        && view.order_key(i - 1) != view.order_key(i)
                 })
             });
             if !ok {
@@ -330,13 +462,18 @@ impl<'a> ChunkView<'a> {
     }
 
     /// Lines, units and cents of the orders `run`, from running totals.
+    /// The run is some of one customer's orders (the totals are exact only
+    /// within a customer, see the module notes).
     #[inline(always)]
     pub fn run_totals(&self, run: std::ops::Range<usize>) -> RunTotals {
-        let diff = |c: usize| self.cols[c].get(run.end) - self.cols[c].get(run.start);
+        let ends = |c: usize| (self.cols[c].get(run.end), self.cols[c].get(run.start));
+        let (units_end, units_start) = ends(C_CUM_UNITS);
+        let (cents_end, cents_start) = ends(C_CUM_CENTS);
+        let (lines_end, lines_start) = ends(C_LINE_START);
         RunTotals {
-            lines: diff(C_LINE_START),
-            units: diff(C_CUM_UNITS),
-            cents: diff(C_CUM_CENTS),
+            lines: lines_end - lines_start,
+            units: self.units_wrap.diff(units_end, units_start),
+            cents: self.cents_wrap.diff(cents_end, cents_start),
         }
     }
 
@@ -362,10 +499,11 @@ impl<'a> ChunkView<'a> {
     /// Instant (ns) of order `i`.
     #[inline(always)]
     pub fn order_ns(&self, i: usize) -> i64 {
-        self.cols[C_NS].get(i)
+        day_origin_ns(self.order_day(i)).wrapping_add(self.cols[C_NS].get(i))
     }
 
-    /// Dense order key of order `i`.
+    /// Dense order key of order `i`: meaningful only when the chunk is not
+    /// [`Self::in_time_order`] (then every order is its own and 0 is read).
     #[inline(always)]
     pub fn order_key(&self, i: usize) -> i64 {
         self.cols[C_KEY].get(i)
@@ -529,5 +667,143 @@ mod tests {
         bad.order_line_start = vec![0, 4, 3];
         assert!(ChunkView::parse(&bad.encode().unwrap()).is_none());
         assert!(ChunkView::parse(&bytes[..bytes.len() - 8]).is_none());
+    }
+
+    /// A chunk of `customers` customers with pseudo-random orders and lines
+    /// (`cents` picks each line's cents from a random `u64`).
+    fn random_chunk(seed: u64, customers: usize, cents: impl Fn(u64) -> i64) -> ChunkWriter {
+        let mut x = seed;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x >> 11
+        };
+        let mut w = ChunkWriter::default();
+        let mut key = 0;
+        for _ in 0..customers {
+            w.cust_start.push(w.order_day.len() as i64);
+            let mut ns = 1_700_000_000_000_000_000 + (next() % 1000) as i64 * 1_000_000_000;
+            for _ in 0..next() % 5 {
+                ns += (next() % 200_000) as i64 * 1_000_000_000;
+                w.order_line_start.push(w.line_product.len() as i64);
+                w.order_day.push(ns.div_euclid(86_400_000_000_000) - 1);
+                w.order_ns.push(ns);
+                w.order_key.push(key);
+                key += 1;
+                for a in &mut w.order_attr {
+                    a.push(NULL_VALUE);
+                }
+                for _ in 0..1 + next() % 4 {
+                    w.line_product.push((next() % 50) as i64);
+                    w.line_qty.push((next() % 30) as i64);
+                    w.line_cents.push(cents(next()));
+                }
+            }
+        }
+        w.cust_start.push(w.order_day.len() as i64);
+        w.order_line_start.push(w.line_product.len() as i64);
+        w
+    }
+
+    #[test]
+    fn run_totals_wrap_per_customer_and_stay_exact() {
+        type Cents = fn(u64) -> i64;
+        let cases: [(&str, Cents); 3] = [
+            ("non-negative", |r| (r % 500_000) as i64),
+            ("signed", |r| (r % 1_000_001) as i64 - 500_000),
+            ("huge", |r| {
+                (r % 3) as i64 * (1 << 40) - (1 << 40) + (r % 7) as i64
+            }),
+        ];
+        for (name, cents) in cases {
+            let w = random_chunk(7, 3000, cents);
+            let bytes = w.encode().unwrap();
+            let v = ChunkView::parse(&bytes).unwrap();
+            assert!(v.in_time_order(), "{name}");
+            let mut widest_customer = 0u64;
+            for c in 0..v.customers() {
+                let r = v.order_range(c);
+                let mut magnitude = 0u64;
+                for a in r.clone() {
+                    for b in a..=r.end {
+                        let lines = v.lines_of_orders(a..b);
+                        let want = RunTotals {
+                            lines: lines.len() as i64,
+                            units: lines.clone().map(|j| w.line_qty[j]).sum(),
+                            cents: lines.clone().map(|j| w.line_cents[j]).sum(),
+                        };
+                        assert_eq!(v.run_totals(a..b), want, "{name}: customer {c}, {a}..{b}");
+                    }
+                }
+                for j in v.lines_of_orders(r) {
+                    magnitude += w.line_cents[j].unsigned_abs();
+                }
+                widest_customer = widest_customer.max(magnitude);
+            }
+            // The chunk's running total needs more bytes than one
+            // customer's; the stored column takes the customer's.
+            let chunk_total: u64 = w.line_cents.iter().map(|c| c.unsigned_abs()).sum();
+            let bytes_for =
+                |m: u64, sign: u32| (64 - m.leading_zeros() + sign).div_ceil(8) as usize;
+            let signed = u32::from(w.line_cents.iter().any(|&c| c < 0));
+            assert!(
+                bytes_for(chunk_total, signed) > bytes_for(widest_customer, signed),
+                "{name}"
+            );
+            assert_eq!(
+                v.cols[C_CUM_CENTS].width(),
+                bytes_for(widest_customer, signed),
+                "{name}"
+            );
+            // In time order the keys are not stored.
+            assert_eq!(v.cols[C_KEY].width(), 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn instants_round_trip_as_day_offsets_at_the_extremes() {
+        let day = |ns: i64| ns.div_euclid(86_400_000_000_000);
+        // (instant, local day number): a zone 14 hours ahead of UTC and
+        // one 12 hours behind, at both ends of the i64 range.
+        let orders: Vec<(i64, i64)> = vec![
+            (i64::MIN, day(i64::MIN) - 1),
+            (i64::MIN + 1, day(i64::MIN)),
+            (-1, -1),
+            (0, 0),
+            (
+                1_700_000_000_123_456_789,
+                day(1_700_000_000_123_456_789) + 1,
+            ),
+            (i64::MAX - 1, day(i64::MAX)),
+            (i64::MAX, day(i64::MAX) + 1),
+        ];
+        let n = orders.len();
+        let w = ChunkWriter {
+            cust_start: vec![0, n as i64],
+            order_day: orders.iter().map(|o| o.1).collect(),
+            order_ns: orders.iter().map(|o| o.0).collect(),
+            order_key: (0..n as i64).collect(),
+            order_attr: std::array::from_fn(|_| vec![NULL_VALUE; n]),
+            order_line_start: (0..=n as i64).collect(),
+            line_product: vec![1; n],
+            line_qty: vec![1; n],
+            line_cents: vec![1; n],
+        };
+        let bytes = w.encode().unwrap();
+        let v = ChunkView::parse(&bytes).unwrap();
+        assert!(v.in_time_order());
+        for (i, &(ns, d)) in orders.iter().enumerate() {
+            assert_eq!((v.order_ns(i), v.order_day(i) as i64), (ns, d), "order {i}");
+        }
+        // Whole seconds over a few years: offsets within a day take 3
+        // bytes where the instants took 4.
+        let w = random_chunk(3, 500, |r| r as i64 % 100);
+        let v_bytes = w.encode().unwrap();
+        let v = ChunkView::parse(&v_bytes).unwrap();
+        assert_eq!(v.cols[C_NS].width(), 3);
+        for (i, &ns) in w.order_ns.iter().enumerate() {
+            assert_eq!(v.order_ns(i), ns);
+        }
     }
 }

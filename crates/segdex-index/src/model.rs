@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the on-disk layout changes; other versions are refused.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The `format` string of a segdex index manifest.
 pub const FORMAT_NAME: &str = "segdex-index";
 /// Customers per chunk: the unit of parallel evaluation and of sharding.
