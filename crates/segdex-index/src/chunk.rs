@@ -223,10 +223,10 @@ impl ChunkWriter {
         if !fits(&self.line_cents) {
             return Err(overflow("line totals"));
         }
-        let cum_units = self
+        let mut cum_units = self
             .running(&self.line_qty)
             .ok_or_else(|| overflow("quantities"))?;
-        let cum_cents = self
+        let mut cum_cents = self
             .running(&self.line_cents)
             .ok_or_else(|| overflow("line totals"))?;
         let in_time_order = self.in_time_order();
@@ -243,21 +243,23 @@ impl ChunkWriter {
         };
         let units_wrap = Wrap::for_column(&self.line_qty, customer_lines());
         let cents_wrap = Wrap::for_column(&self.line_cents, customer_lines());
-        let wrapped = |cum: Vec<i64>, wrap: Wrap| -> Vec<i64> {
-            cum.into_iter().map(|v| wrap.reduce(v)).collect()
-        };
-        let cum_units = wrapped(cum_units, units_wrap);
-        let cum_cents = wrapped(cum_cents, cents_wrap);
+        for (cum, wrap) in [(&mut cum_units, units_wrap), (&mut cum_cents, cents_wrap)] {
+            for v in cum.iter_mut() {
+                *v = wrap.reduce(*v);
+            }
+        }
         let ns_offsets: Vec<i64> = self
             .order_ns
             .iter()
             .zip(&self.order_day)
             .map(|(&ns, &day)| ns.wrapping_sub(day_origin_ns(day as i32)))
             .collect();
+        let no_keys;
         let keys = if in_time_order {
-            vec![0; self.order_key.len()]
+            no_keys = vec![0; self.order_key.len()];
+            &no_keys
         } else {
-            self.order_key.clone()
+            &self.order_key
         };
         let flags = vec![
             FLAG_IN_TIME_ORDER * in_time_order as i64,
@@ -270,7 +272,7 @@ impl ChunkWriter {
             &self.cust_start,
             &self.order_day,
             &ns_offsets,
-            &keys,
+            keys,
             &self.order_attr[0],
             &self.order_attr[1],
             &self.order_attr[2],

@@ -242,8 +242,9 @@ impl HavingTest {
             any_line: having.is_empty(),
         };
         for &(measure, op, x) in having {
-            // The measure's integer is in hundredths (cents) for spend.
-            let cents_per_unit = match measure {
+            // The measure's integer is in hundredths (cents) for spend:
+            // the threshold is scaled by 10^places.
+            let places = match measure {
                 Measure::AvgOrderValue => {
                     t.ratios.push((measure, op, x));
                     continue;
@@ -251,7 +252,7 @@ impl HavingTest {
                 Measure::Spend => 2,
                 Measure::Orders | Measure::Lines | Measure::Units => 0,
             };
-            let (floor, ceil) = x.floor_ceil_scaled(cents_per_unit);
+            let (floor, ceil) = x.floor_ceil_scaled(places);
             let (lo, hi) = op.int_range(floor, ceil);
             t.ranges
                 .push((measure, lo.unwrap_or(i128::MIN), hi.unwrap_or(i128::MAX)));
