@@ -129,6 +129,20 @@ impl Zone {
         local.div_euclid(86_400) as i32
     }
 
+    /// Whether every instant of local day `day` comes before the start of
+    /// `day + 1` ([`Self::start_of_day`]), so that clipping purchases at
+    /// the start of the next day cuts none of `day`'s. False (to be safe)
+    /// when the day's last second is lived twice: where clocks fall back
+    /// across midnight, the end of `day` can come again after the next day
+    /// has begun.
+    pub fn day_ends_before_next(&self, day: i32) -> bool {
+        let last_second = date_of(day).and_hms_opt(23, 59, 59).expect("valid");
+        !matches!(
+            self.tz.from_local_datetime(&last_second),
+            chrono::LocalResult::Ambiguous(..)
+        )
+    }
+
     /// The first instant of local day `day` (midnight, or the first valid
     /// local time after it when midnight falls in a DST gap).
     pub fn start_of_day(&self, day: i32) -> i64 {
@@ -154,6 +168,42 @@ mod tests {
             .unwrap()
             .timestamp_nanos_opt()
             .unwrap()
+    }
+
+    #[test]
+    fn a_day_said_to_end_before_the_next_has_no_later_instant() {
+        // Zones whose clocks change at or near midnight (São Paulo fell
+        // back from 00:00 to 23:00 until 2019; Havana and Santiago change
+        // around midnight), and one that changes at 02:00.
+        let d = |s: &str| day_number(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
+        let mut said_false = Vec::new();
+        for name in [
+            "America/Sao_Paulo",
+            "America/Havana",
+            "America/Santiago",
+            "Asia/Beirut",
+            "America/Los_Angeles",
+        ] {
+            let z = Zone::new(name).unwrap();
+            for day in d("2017-01-01")..d("2019-12-31") {
+                if !z.day_ends_before_next(day) {
+                    said_false.push((name, day));
+                    continue;
+                }
+                // Every minute of the two days after the next day starts
+                // is a later local day.
+                let next = z.start_of_day(day + 1);
+                for m in 0..2 * 24 * 60 {
+                    let t = next + m * 60 * NS_PER_SEC;
+                    assert!(z.local_day(t) > day, "{name} {day} minute {m}");
+                }
+            }
+        }
+        // The day before São Paulo's 2019 fall-back: its 23:00-24:00 came
+        // twice, so it is not said to end first; Los Angeles changes at
+        // 02:00, so each of its days ends before the next.
+        assert!(said_false.contains(&("America/Sao_Paulo", d("2019-02-16"))));
+        assert!(said_false.iter().all(|(n, _)| *n != "America/Los_Angeles"));
     }
 
     #[test]

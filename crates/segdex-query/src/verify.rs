@@ -38,10 +38,10 @@ pub(crate) struct Keep<'p> {
     /// The window holds every day with orders and the clip cuts none:
     /// every order is in it.
     pub whole: bool,
-    /// The as-of day: orders of that day after `clip` are not kept.
-    pub as_of_day: i32,
-    /// The as-of instant (ns).
-    pub clip: i64,
+    /// The as-of clip: orders on its day or later whose instant is after
+    /// it are not kept. `None` when it can cut no order of the window (a
+    /// whole-day as-of), so no instant is read.
+    pub clip: Option<Clip>,
     /// Only whether a line is kept matters (every `having` is empty): a
     /// customer's first kept line decides.
     pub exists_only: bool,
@@ -55,7 +55,9 @@ impl Keep<'_> {
         let day = view.order_day(i);
         day >= self.lo
             && day <= self.hi
-            && !(day >= self.as_of_day && view.order_ns(i) > self.clip)
+            && !self
+                .clip
+                .is_some_and(|c| day >= c.day && view.order_ns(i) > c.ns)
             && attrs.ok(view, i)
     }
 
@@ -74,10 +76,7 @@ impl Keep<'_> {
     /// The clip to apply to a run of orders (only the as-of day's orders
     /// can be after it).
     fn run_clip(&self) -> Option<Clip> {
-        (self.hi >= self.as_of_day).then_some(Clip {
-            day: self.as_of_day,
-            ns: self.clip,
-        })
+        self.clip.filter(|c| self.hi >= c.day)
     }
 
     /// The orders of `local` that can be kept: the window's run when the

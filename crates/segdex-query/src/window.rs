@@ -12,8 +12,10 @@ pub struct AsOf {
     pub day: i32,
     /// Purchases at or before this instant (ns since epoch) count.
     pub clip_ns: i64,
-    /// True when given as a date: the whole of D counts, so the clip never
-    /// splits a day.
+    /// True when given as a date whose instants all come before the next
+    /// day starts ([`Zone::day_ends_before_next`]: every zone but where
+    /// clocks fall back across midnight): the whole of D counts and the
+    /// clip cuts no purchase of D or earlier, so no instant need be read.
     pub whole_day: bool,
 }
 
@@ -24,7 +26,7 @@ impl AsOf {
             return Ok(Self {
                 day,
                 clip_ns: zone.start_of_day(day + 1) - 1,
-                whole_day: true,
+                whole_day: zone.day_ends_before_next(day),
             });
         }
         // An instant without a zone is UTC, like every zoneless timestamp.
