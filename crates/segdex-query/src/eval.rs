@@ -29,7 +29,6 @@ use crate::window::{AsOf, DayRange, anniversary_slots, born_by, days};
 use crate::{Catalog, QueryError};
 use rayon::prelude::*;
 use segdex_bitmap::{Bitmap, Bsi, union_all};
-use segdex_index::chunk::Clip;
 use segdex_index::model::{
     BsiMeta, DateSections, Field, FieldKind, IdKind, NumEncoding, float_key,
 };
@@ -1354,10 +1353,7 @@ impl<'a> Evaluator<'a> {
             lo,
             hi,
             whole,
-            clip: (!self.as_of.whole_day).then_some(Clip {
-                day: self.as_of.day,
-                ns: self.as_of.clip_ns,
-            }),
+            clip: self.as_of.clip(),
             exists_only,
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::lang::{Anniversary, Window};
 use chrono::{Datelike, Months, NaiveDate};
+use segdex_index::chunk::Clip;
 use segdex_index::time::{Zone, date_of, day_number, month_day_slot};
 
 /// When a segment is evaluated: the local day D and the last instant whose
@@ -54,6 +55,15 @@ impl AsOf {
             day: zone.local_day(ns),
             clip_ns: ns,
             whole_day: false,
+        })
+    }
+
+    /// The cut a line-store walk applies to purchases on D, or `None` when
+    /// it cuts nothing ([`AsOf::whole_day`]).
+    pub fn clip(&self) -> Option<Clip> {
+        (!self.whole_day).then_some(Clip {
+            day: self.day,
+            ns: self.clip_ns,
         })
     }
 }
