@@ -1046,7 +1046,7 @@ impl<'a> Evaluator<'a> {
 
     /// The union of the bitmaps of `secs`.
     fn union_of(&self, secs: &[u32]) -> Result<Bitmap, QueryError> {
-        Ok(union_all(self.load(secs)?.iter().map(|b| b.as_ref())))
+        Ok(union_par(&self.load(secs)?))
     }
 
     /// The rows of section `base` that are in none of `secs`.
@@ -1192,7 +1192,7 @@ impl<'a> Evaluator<'a> {
             let maps = (lo..=hi)
                 .map(|day| index.bitmap(meta.any_day[(day - first) as usize]))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(union_all(maps.iter().map(|b| b.as_ref())))
+            Ok(union_par(&maps))
         };
         // When the lines are read anyway and most products are allowed (a
         // `not_in`), the buyers of any product in the window are a superset
@@ -1215,7 +1215,7 @@ impl<'a> Evaluator<'a> {
                         }
                     }
                 }
-                let mut c = union_all(maps.iter().map(|b| b.as_ref()));
+                let mut c = union_par(&maps);
                 if !covers_all && hi - lo < 92 {
                     c &= any_days(lo, hi)?;
                 }
@@ -1233,7 +1233,7 @@ impl<'a> Evaluator<'a> {
                 .iter()
                 .map(|&s| index.bitmap(s))
                 .collect::<Result<Vec<_>, _>>()?;
-            cand &= union_all(maps.iter().map(|b| b.as_ref()));
+            cand &= union_par(&maps);
         }
         Ok(cand)
     }
@@ -1286,7 +1286,7 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
-        let mut bought = union_all(inner.iter().map(|b| b.as_ref()));
+        let mut bought = union_par(&inner);
         if let Some(m) = mask {
             bought &= m;
         }
@@ -1296,8 +1296,8 @@ impl<'a> Evaluator<'a> {
             let days = (e_lo..=e_hi)
                 .map(|day| index.bitmap(any_day[(day - first) as usize]))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut cand = union_all(maps.iter().map(|b| b.as_ref()));
-            cand &= union_all(days.iter().map(|b| b.as_ref()));
+            let mut cand = union_par(&maps);
+            cand &= union_par(&days);
             cand -= &bought;
             if let Some(mk) = mask {
                 cand &= mk;
@@ -1508,6 +1508,26 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// Below this many bitmaps a union runs on one thread (see [`union_par`]).
+const UNION_SPLIT: usize = 64;
+
+/// The union of `maps`, one part per thread (roaring's many-way union of
+/// each part, then one OR of the parts): a window's hundreds of day
+/// bitmaps, or a product type's hundreds of product-month bitmaps, are
+/// otherwise the one part of a purchase condition that runs on one core.
+fn union_par<B: AsRef<Bitmap> + Sync>(maps: &[B]) -> Bitmap {
+    let parts = rayon::current_num_threads().min(maps.len() / UNION_SPLIT);
+    if parts <= 1 {
+        return union_all(maps.iter().map(|b| b.as_ref()));
+    }
+    maps.par_chunks(maps.len().div_ceil(parts))
+        .map(|part| union_all(part.iter().map(|b| b.as_ref())))
+        .reduce(Bitmap::new, |mut a, b| {
+            a |= b;
+            a
+        })
+}
+
 /// The most candidates of a chunk checked at once (see
 /// [`Evaluator::chunk_lists`]).
 const CHECK_BLOCK: usize = 4096;
@@ -1604,5 +1624,39 @@ fn key_range(cmps: &[(CmpOp, (i128, i128))]) -> (Option<i128>, Option<i128>) {
     match (lo, hi) {
         (Some(l), Some(h)) if l > h => (Some(1), Some(0)),
         bounds => bounds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_in_parts_equals_union_in_one() {
+        // Bitmaps of scattered ids (a small LCG), in counts below, at and
+        // well above what one part takes, on a pool of three threads.
+        let mut x = 0x2545_F491_u64;
+        let mut next = move || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 33) as u32
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for n in [
+            0,
+            1,
+            UNION_SPLIT,
+            2 * UNION_SPLIT,
+            3 * UNION_SPLIT + 7,
+            1000,
+        ] {
+            let maps: Vec<Arc<Bitmap>> = (0..n)
+                .map(|_| Arc::new((0..next() % 300).map(|_| next() % 2_000_000).collect()))
+                .collect();
+            let one = union_all(maps.iter().map(|b| b.as_ref()));
+            assert_eq!(pool.install(|| union_par(&maps)), one, "{n} bitmaps");
+        }
     }
 }
