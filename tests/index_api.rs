@@ -173,3 +173,29 @@ fn rows_are_numbered_in_ascending_id_order_for_int_and_string_ids() {
         assert_eq!(index.row_of(&missing).unwrap(), None);
     }
 }
+
+#[test]
+fn each_month_bitmap_is_the_union_of_its_days() {
+    use segdex_index::time::month_of;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    small_dataset(&data);
+    let out = dir.path().join("index");
+    build(&data, &out).unwrap();
+    let index = Index::open(&out).unwrap();
+    let p = &index.meta().purchases;
+    let (first, last) = p.order_days().unwrap();
+    // The sample's orders span December 2023 to March 2024, none in
+    // January.
+    assert_eq!(p.any_month.len(), 4);
+    let mut months = vec![Bitmap::new(); p.any_month.len()];
+    for day in first..=last {
+        let m = (month_of(day) - month_of(first)) as usize;
+        months[m] |= &*index.bitmap(p.any_day[(day - first) as usize]).unwrap();
+    }
+    let sizes: Vec<u64> = months.iter().map(|m| m.len()).collect();
+    assert_eq!(sizes, [1, 0, 1, 1]);
+    for (m, want) in months.iter().enumerate() {
+        assert_eq!(*index.bitmap(p.any_month[m]).unwrap(), *want, "month {m}");
+    }
+}

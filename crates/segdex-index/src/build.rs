@@ -2154,6 +2154,15 @@ fn write_index(
         .iter()
         .map(|r| w.bitmap(r))
         .collect::<Result<Vec<_>>>()?;
+    let mut any_month = vec![Bitmap::new(); n_months as usize];
+    for (rows, &m) in any_day.iter().zip(&month_slots) {
+        any_month[m as usize] |= rows;
+    }
+    let any_month_sections = any_month
+        .iter()
+        .map(|r| w.bitmap(r))
+        .collect::<Result<Vec<_>>>()?;
+    drop(any_month);
     let any_all_time = w.bitmap(&any_all)?;
     let mut order_attrs = Vec::new();
     for a in 0..4 {
@@ -2203,6 +2212,7 @@ fn write_index(
             product_months,
             first_day,
             any_day: any_day_sections,
+            any_month: any_month_sections,
             any_all_time,
             order_attrs,
         },

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the on-disk layout changes; other versions are refused.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// The `format` string of a segdex index manifest.
 pub const FORMAT_NAME: &str = "segdex-index";
 /// Customers per chunk: the unit of parallel evaluation and of sharding.
@@ -235,6 +235,11 @@ pub struct PurchasesMeta {
     /// Section per day from `first_day`: customers with any kept line that
     /// local day.
     pub any_day: Vec<u32>,
+    /// Section per calendar month from the month of `first_day` to that
+    /// of the last day with orders: customers with any kept line that
+    /// local month (the union of its days in `any_day`), so a long window
+    /// is a few months and its edge days, not hundreds of days.
+    pub any_month: Vec<u32>,
     /// Section: customers with at least one kept line.
     pub any_all_time: u32,
     /// Order attributes (store, payment_method, offer_code, channel): their

@@ -143,8 +143,13 @@ impl Index {
         let zone = Zone::new(&meta.timezone).map_err(fmt_err)?;
         let sections = file.len();
         let chunks = meta.purchases.chunks.len();
+        // One month bitmap per calendar month with order days.
+        let months = meta.purchases.order_days().map_or(0, |(first, last)| {
+            (crate::time::month_of(last) - crate::time::month_of(first) + 1) as usize
+        });
         if meta.purchases.order_attrs.len() != ORDER_ATTRS.len()
             || chunks != meta.customers.div_ceil(CHUNK_ROWS) as usize
+            || meta.purchases.any_month.len() != months
         {
             return Err(fmt_err(
                 "index description is inconsistent; rebuild the index".into(),
@@ -511,6 +516,9 @@ impl Index {
             mark(s, "line store (chunks)");
         }
         for &s in &m.purchases.any_day {
+            mark(s, "customers per day");
+        }
+        for &s in &m.purchases.any_month {
             mark(s, "customers per day");
         }
         mark(m.purchases.any_all_time, "customers per day");

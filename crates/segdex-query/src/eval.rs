@@ -1186,12 +1186,32 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Bitmap, segdex_index::IndexError> {
         let index = self.index;
         let meta = &index.meta().purchases;
-        let Span { lo, hi, first, .. } = *span;
+        let Span {
+            lo,
+            hi,
+            first,
+            last,
+        } = *span;
         let covers_all = span.covers_all();
+        // Customers who ordered on days lo..=hi: the months wholly inside
+        // (days without orders count as inside) and the edge days.
         let any_days = |lo: i32, hi: i32| -> Result<Bitmap, segdex_index::IndexError> {
-            let maps = (lo..=hi)
-                .map(|day| index.bitmap(meta.any_day[(day - first) as usize]))
-                .collect::<Result<Vec<_>, _>>()?;
+            let first_month = month_of(first);
+            let mut maps = Vec::new();
+            let mut day = lo;
+            while day <= hi {
+                let m = month_of(day);
+                let (ms, me) = month_days(m);
+                if (day == ms || day == first) && (me <= hi || hi == last) {
+                    maps.push(index.bitmap(meta.any_month[(m - first_month) as usize])?);
+                    day = me + 1;
+                } else {
+                    for d in day..=me.min(hi) {
+                        maps.push(index.bitmap(meta.any_day[(d - first) as usize])?);
+                    }
+                    day = me.min(hi) + 1;
+                }
+            }
             Ok(union_par(&maps))
         };
         // When the lines are read anyway and most products are allowed (a
