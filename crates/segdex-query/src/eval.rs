@@ -1400,27 +1400,33 @@ impl<'a> Evaluator<'a> {
             .into_par_iter()
             .map(|k| -> Result<Vec<Bitmap>, segdex_index::IndexError> {
                 let base = k * CHUNK_ROWS;
-                let mut rows = cand
-                    .range(base..base.saturating_add(CHUNK_ROWS))
-                    .map(|r| (r - base) as usize)
-                    .peekable();
-                let mut out = vec![Bitmap::new(); n];
-                if rows.peek().is_none() {
-                    return Ok(out);
+                let mut rows = cand.range(base..base.saturating_add(CHUNK_ROWS));
+                // Candidates are read a block at a time (roaring's
+                // `next_many`), and each answer is set in a bit array of
+                // the chunk that becomes one container at the end: neither
+                // costs a call per customer.
+                let mut buf = vec![0u32; CHECK_BLOCK];
+                let mut got = rows.next_many(&mut buf).len();
+                if got == 0 {
+                    return Ok(vec![Bitmap::new(); n]);
                 }
                 let view = self.index.chunk(k as usize)?;
+                let mut bits = vec![vec![0u8; CHUNK_ROWS as usize / 8]; n];
                 let mut block = Vec::with_capacity(CHECK_BLOCK);
-                loop {
+                while got > 0 {
                     block.clear();
-                    block.extend(rows.by_ref().take(CHECK_BLOCK));
-                    if block.is_empty() {
-                        return Ok(out);
+                    block.extend(buf[..got].iter().map(|&r| (r - base) as usize));
+                    for (b, list) in bits.iter_mut().zip(check(&view, &block)) {
+                        for c in list {
+                            b[c / 8] |= 1 << (c % 8);
+                        }
                     }
-                    for (o, list) in out.iter_mut().zip(check(&view, &block)) {
-                        o.append(list.into_iter().map(|c| base + c as u32))
-                            .expect("ascending candidates");
-                    }
+                    got = rows.next_many(&mut buf).len();
                 }
+                Ok(bits
+                    .iter()
+                    .map(|b| Bitmap::from_lsb0_bytes(base, b))
+                    .collect())
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = vec![Bitmap::new(); n];
