@@ -50,6 +50,15 @@ fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
     (n, u, c)
 }
 
+/// Whether any line of `product` (stored values of `WP` bytes) is allowed
+/// by `table` (`256^WP` entries).
+fn stored_any<const WP: usize>(product: &[u8], table: &[bool]) -> bool {
+    let table = &table[..1usize << (8 * WP)];
+    product
+        .chunks_exact(WP)
+        .any(|b| table[stored::<WP>(b) as usize & (table.len() - 1)])
+}
+
 /// A [`stored_sums`] for one triple of widths.
 type StoredSums = fn(&[u8], &[u8], &[u8], &[bool]) -> (u64, u64, u64);
 
@@ -163,6 +172,28 @@ impl<'a> LineSums<'a> {
         (n, total(self.cols.qty, u), total(self.cols.cents, s))
     }
 
+    /// Whether any line of `range` has an allowed product (stops at the
+    /// first).
+    pub(crate) fn any(&self, range: Range<usize>) -> bool {
+        match &self.fixed {
+            Some(f) => {
+                let w = f.widths[0];
+                let bytes = &f.bytes[0][range.start * w..range.end * w];
+                if w == 1 {
+                    stored_any::<1>(bytes, &f.table)
+                } else {
+                    stored_any::<2>(bytes, &f.table)
+                }
+            }
+            None => {
+                let cols = &self.cols;
+                range
+                    .into_iter()
+                    .any(|j| line_allowed(cols, self.allowed, j))
+            }
+        }
+    }
+
     /// [`Self::of`] through the generic reader.
     fn line_by_line(&self, range: Range<usize>) -> (i64, i64, i64) {
         let cols = &self.cols;
@@ -250,6 +281,7 @@ mod tests {
                 .fold((0, 0, 0), |(n, u, c), j| (n + 1, u + qty[j], c + cents[j]));
             let sums = LineSums::new(cols, &allowed);
             assert_eq!(sums.of(start..end), expect, "case {case}");
+            assert_eq!(sums.any(start..end), expect.0 > 0, "case {case}");
             if sums.is_fixed() {
                 fixed += 1;
             } else {

@@ -8,7 +8,7 @@
 //! window are read.
 
 use crate::lang::{CmpOp, Decimal, Measure, POW10};
-use crate::line_sums::{LineSums, line_allowed};
+use crate::line_sums::LineSums;
 use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE};
 use std::ops::Range;
 
@@ -334,9 +334,7 @@ pub(crate) fn passing(
     let tests: Vec<HavingTest> = havings.iter().map(|h| HavingTest::new(h)).collect();
     for &c in locals {
         let m = match (keep.products, &line_sums) {
-            (Some((allowed, _)), Some(ls)) if flat => {
-                flat_product_measures(view, keep, allowed, ls, c)
-            }
+            (Some(_), Some(ls)) if flat => flat_product_measures(view, keep, ls, c),
             (Some(_), Some(ls)) => product_measures(view, keep, &attrs, ls, counts_orders, c),
             _ => no_product_measures(view, keep, &attrs, sums, c),
         };
@@ -436,18 +434,11 @@ impl OrderCount {
 /// in a chunk in time order and without order-attribute filters: the
 /// window's run of orders owns one contiguous range of lines, read in one
 /// loop with no per-order work.
-fn flat_product_measures(
-    view: &ChunkView,
-    keep: &Keep,
-    allowed: &[bool],
-    sums: &LineSums,
-    local: usize,
-) -> Measures {
+fn flat_product_measures(view: &ChunkView, keep: &Keep, sums: &LineSums, local: usize) -> Measures {
     let run = keep.candidate_orders(view, local);
     let lines = view.lines_of_orders(run);
     if keep.exists_only {
-        let cols = view.line_columns();
-        let found = lines.into_iter().any(|j| line_allowed(&cols, allowed, j));
+        let found = sums.any(lines);
         return Measures {
             lines: i128::from(found),
             ..Measures::default()
