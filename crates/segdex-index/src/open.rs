@@ -516,12 +516,12 @@ impl Index {
             mark(s, "line store (chunks)");
         }
         for &s in &m.purchases.any_day {
-            mark(s, "customers per day");
+            mark(s, "customers per day and month");
         }
         for &s in &m.purchases.any_month {
-            mark(s, "customers per day");
+            mark(s, "customers per day and month");
         }
-        mark(m.purchases.any_all_time, "customers per day");
+        mark(m.purchases.any_all_time, "customers per day and month");
         mark(m.purchases.product_all_time, "product tables");
         mark(m.purchases.product_months, "product tables");
         for &s in self.product_all_time_table()? {
