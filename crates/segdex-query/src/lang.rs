@@ -61,6 +61,18 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
+    /// Whether a value that compares to the threshold as `ord` passes.
+    #[inline(always)]
+    pub fn holds(self, ord: std::cmp::Ordering) -> bool {
+        match self {
+            CmpOp::Gt => ord.is_gt(),
+            CmpOp::Gte => ord.is_ge(),
+            CmpOp::Lt => ord.is_lt(),
+            CmpOp::Lte => ord.is_le(),
+            CmpOp::Eq => ord.is_eq(),
+        }
+    }
+
     /// The integers `v` with `v op x`, for an `x` whose floor and ceiling
     /// are given: `(lo, hi)`, `None` for an open end, empty when lo > hi.
     pub fn int_range(self, floor: i128, ceil: i128) -> (Option<i128>, Option<i128>) {

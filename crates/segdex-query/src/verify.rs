@@ -208,13 +208,7 @@ pub(crate) fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -
         } else {
             cmp_ratio(n, d, x.mantissa, POW10[x.scale as usize])
         };
-        match op {
-            CmpOp::Gt => ord.is_gt(),
-            CmpOp::Gte => ord.is_ge(),
-            CmpOp::Lt => ord.is_lt(),
-            CmpOp::Lte => ord.is_le(),
-            CmpOp::Eq => ord.is_eq(),
-        }
+        op.holds(ord)
     })
 }
 
@@ -222,10 +216,16 @@ pub(crate) fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -
 /// of spend is the range of the measure (an integer: orders, lines, units,
 /// cents) that passes it, from the threshold's exact floor and ceiling, so
 /// a candidate costs two integer compares per test; `avg_order_value`
-/// keeps [`having_holds`]'s exact ratio compare.
+/// is one cross product each side in 128 bits from 64-bit factors, or,
+/// for thresholds too long for that, [`having_holds`]'s exact compare.
 pub(crate) struct HavingTest {
     /// `(measure, lo, hi)`: passes when `lo <= measure <= hi`.
     ranges: Vec<(Measure, i128, i128)>,
+    /// The `avg_order_value` tests against `mantissa / 10^scale` as
+    /// `(op, 10^scale, 100 · mantissa)` (`cents / (100 · orders)` compares
+    /// as `cents · 10^scale` against `100 · mantissa · orders`), when every
+    /// threshold is short enough; else empty.
+    averages: Vec<(CmpOp, i64, i64)>,
     /// The `avg_order_value` tests.
     ratios: Vec<(Measure, CmpOp, Decimal)>,
     /// The having was empty: at least one kept line.
@@ -237,6 +237,7 @@ impl HavingTest {
     pub(crate) fn new(having: &[(Measure, CmpOp, Decimal)]) -> Self {
         let mut t = Self {
             ranges: Vec::new(),
+            averages: Vec::new(),
             ratios: Vec::new(),
             any_line: having.is_empty(),
         };
@@ -256,6 +257,15 @@ impl HavingTest {
             t.ranges
                 .push((measure, lo.unwrap_or(i128::MIN), hi.unwrap_or(i128::MAX)));
         }
+        // 10^18 < 2^60 and 100 · 2^56 < 2^63: both factors fit i64.
+        let short = |x: &Decimal| x.scale <= 18 && x.mantissa.unsigned_abs() < 1 << 56;
+        if t.ratios.iter().all(|(_, _, x)| short(x)) {
+            t.averages = t
+                .ratios
+                .iter()
+                .map(|&(_, op, x)| (op, POW10[x.scale as usize] as i64, x.mantissa as i64 * 100))
+                .collect();
+        }
         t
     }
 
@@ -274,6 +284,19 @@ impl HavingTest {
                 _ => m.cents,
             };
             ok &= (v >= lo) & (v <= hi);
+        }
+        if !self.averages.is_empty()
+            && let (Ok(cents), Ok(orders)) = (i64::try_from(m.cents), i64::try_from(m.orders))
+        {
+            // A customer's cents and orders fit 64 bits (the chunk
+            // encoder's bound); were they not, the exact compare decides.
+            for &(op, p10, m100) in &self.averages {
+                // |cents · 10^scale| < 2^123, |100 · mantissa · orders| < 2^126.
+                let ord = (i128::from(cents) * i128::from(p10))
+                    .cmp(&(i128::from(m100) * i128::from(orders)));
+                ok &= (orders > 0) & op.holds(ord);
+            }
+            return ok;
         }
         ok && (self.ratios.is_empty() || having_holds(&self.ratios, m))
     }
@@ -623,6 +646,10 @@ mod tests {
             200_000_001 * 10i128.pow(28) - 1,
             200_000_001 * 10i128.pow(28),
             200_000_001 * 10i128.pow(28) + 1,
+            // Either side of the longest threshold the 64-bit average
+            // compare takes.
+            (1 << 56) - 1,
+            1 << 56,
             big,
         ];
         let measures = [
@@ -635,7 +662,7 @@ mod tests {
         let ops = [CmpOp::Gt, CmpOp::Gte, CmpOp::Lt, CmpOp::Lte, CmpOp::Eq];
         let mut tests = Vec::new();
         for &mantissa in &mantissas {
-            for scale in [0, 1, 2, 3, 30] {
+            for scale in [0, 1, 2, 3, 18, 19, 30] {
                 for &measure in &measures {
                     for &op in &ops {
                         tests.push((measure, op, Decimal { mantissa, scale }));
@@ -643,7 +670,21 @@ mod tests {
                 }
             }
         }
-        let values = [-301i128, -1, 0, 1, 2, 3, 199, 200, 201, 20_001, 200_000_001];
+        // The last is past 64 bits: the exact compare decides.
+        let values = [
+            -301i128,
+            -1,
+            0,
+            1,
+            2,
+            3,
+            199,
+            200,
+            201,
+            20_001,
+            200_000_001,
+            1 << 64,
+        ];
         let mut checked = 0;
         for &cents in &values {
             for &n in &[0i128, 1, 2, 3, 7] {
