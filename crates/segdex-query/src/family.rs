@@ -18,7 +18,7 @@
 
 use crate::Catalog;
 use crate::lang::{CmpOp, Condition, Decimal, Measure, Purchase, is_order_key};
-use crate::line_sums::LineSums;
+use crate::line_sums::{LineSums, Need};
 use crate::verify::{AttrFilter, HavingTest, Keep, Measures, OrderCount, OrderFilters, order_id};
 use segdex_index::chunk::{ChunkView, NULL_VALUE};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -405,7 +405,7 @@ pub(crate) fn order_value_lists<'t>(
 ) -> Vec<Vec<usize>> {
     let sums = keep
         .products
-        .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed));
+        .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed, Need::ALL));
     tally_orders(view, keep, tests, locals, |tally, i, order| {
         let v = view.order_attr(values.attr, i);
         let of = values

@@ -14,7 +14,8 @@
 use segdex_index::chunk::LineColumns;
 use std::ops::Range;
 
-/// The stored value in the first `W` bytes of `b`, little-endian.
+/// The stored value in the first `W` bytes of `b`, little-endian (0 for
+/// `W = 0`: a column the loop does not read).
 #[inline(always)]
 fn stored<const W: usize>(b: &[u8]) -> u64 {
     let mut word = [0u8; 8];
@@ -24,7 +25,7 @@ fn stored<const W: usize>(b: &[u8]) -> u64 {
 
 /// Count, and sums of stored quantity and cents, of the lines whose stored
 /// product is allowed by `table` (one entry per stored product value:
-/// `256^WP` of them).
+/// `256^WP` of them). A width of 0 leaves that column unread (sum 0).
 fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
     product: &[u8],
     qty: &[u8],
@@ -59,6 +60,23 @@ fn stored_any<const WP: usize>(product: &[u8], table: &[bool]) -> bool {
         .any(|b| table[stored::<WP>(b) as usize & (table.len() - 1)])
 }
 
+/// Which sums besides the count a [`LineSums`] must give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Need {
+    /// Units (sum of quantity).
+    pub units: bool,
+    /// Cents (sum of line totals).
+    pub cents: bool,
+}
+
+impl Need {
+    /// Every sum.
+    pub(crate) const ALL: Need = Need {
+        units: true,
+        cents: true,
+    };
+}
+
 /// A [`stored_sums`] for one triple of widths.
 type StoredSums = fn(&[u8], &[u8], &[u8], &[bool]) -> (u64, u64, u64);
 
@@ -91,45 +109,42 @@ pub(crate) struct LineSums<'a> {
 
 impl<'a> LineSums<'a> {
     /// Prepares the sums over `cols` of the lines whose product number is
-    /// allowed by `allowed` (indexed by product number).
-    pub(crate) fn new(cols: LineColumns<'a>, allowed: &'a [bool]) -> Self {
+    /// allowed by `allowed` (indexed by product number); the units and
+    /// cents not in `need` may be left at 0.
+    pub(crate) fn new(cols: LineColumns<'a>, allowed: &'a [bool], need: Need) -> Self {
         Self {
             cols,
             allowed,
-            fixed: Self::fixed(&cols, allowed),
+            fixed: Self::fixed(&cols, allowed, need),
         }
     }
 
-    fn fixed(cols: &LineColumns<'a>, allowed: &[bool]) -> Option<Fixed<'a>> {
+    fn fixed(cols: &LineColumns<'a>, allowed: &[bool], need: Need) -> Option<Fixed<'a>> {
         let (p, q, c) = (cols.product, cols.qty, cols.cents);
         if p.scale() != 1 {
             return None;
         }
+        // A measure no test reads is not summed: its column's width is 0.
+        let (wq, wc) = (
+            if need.units { q.width() } else { 0 },
+            if need.cents { c.width() } else { 0 },
+        );
         macro_rules! widths {
             ($(($wp:literal, $wq:literal, $wc:literal)),*) => {
-                match (p.width(), q.width(), c.width()) {
+                match (p.width(), wq, wc) {
                     $(($wp, $wq, $wc) => stored_sums::<$wp, $wq, $wc> as StoredSums,)*
                     _ => return None,
                 }
             };
         }
+        #[rustfmt::skip]
         let sums = widths!(
-            (1, 1, 1),
-            (1, 1, 2),
-            (1, 1, 3),
-            (1, 1, 4),
-            (1, 2, 1),
-            (1, 2, 2),
-            (1, 2, 3),
-            (1, 2, 4),
-            (2, 1, 1),
-            (2, 1, 2),
-            (2, 1, 3),
-            (2, 1, 4),
-            (2, 2, 1),
-            (2, 2, 2),
-            (2, 2, 3),
-            (2, 2, 4)
+            (1, 0, 0), (1, 0, 1), (1, 0, 2), (1, 0, 3), (1, 0, 4),
+            (1, 1, 0), (1, 1, 1), (1, 1, 2), (1, 1, 3), (1, 1, 4),
+            (1, 2, 0), (1, 2, 1), (1, 2, 2), (1, 2, 3), (1, 2, 4),
+            (2, 0, 0), (2, 0, 1), (2, 0, 2), (2, 0, 3), (2, 0, 4),
+            (2, 1, 0), (2, 1, 1), (2, 1, 2), (2, 1, 3), (2, 1, 4),
+            (2, 2, 0), (2, 2, 1), (2, 2, 2), (2, 2, 3), (2, 2, 4)
         );
         // Stored value s is product base + s; past `allowed` nothing is.
         let mut table = vec![false; 1 << (8 * p.width())];
@@ -139,7 +154,7 @@ impl<'a> LineSums<'a> {
         table[..n].copy_from_slice(&kept[..n]);
         Some(Fixed {
             sums,
-            widths: [p.width(), q.width(), c.width()],
+            widths: [p.width(), wq, wc],
             bytes: [
                 p.stored_bytes(0..p.len()),
                 q.stored_bytes(0..q.len()),
@@ -164,12 +179,19 @@ impl<'a> LineSums<'a> {
         let part = |k: usize| &f.bytes[k][range.start * f.widths[k]..range.end * f.widths[k]];
         let (n, u, s) = (f.sums)(part(0), part(1), part(2), &f.table);
         let n = n as i64;
-        let total = |col: segdex_index::packed::Packed, stored: u64| {
+        let total = |col: segdex_index::packed::Packed, width: usize, stored: u64| {
+            if width == 0 {
+                return 0;
+            }
             col.base()
                 .wrapping_mul(n)
                 .wrapping_add(col.scale().wrapping_mul(stored as i64))
         };
-        (n, total(self.cols.qty, u), total(self.cols.cents, s))
+        (
+            n,
+            total(self.cols.qty, f.widths[1], u),
+            total(self.cols.cents, f.widths[2], s),
+        )
     }
 
     /// Whether any line of `range` has an allowed product (stops at the
@@ -279,13 +301,21 @@ mod tests {
             let expect = (start..end)
                 .filter(|&j| allowed[product[j] as usize])
                 .fold((0, 0, 0), |(n, u, c), j| (n + 1, u + qty[j], c + cents[j]));
-            let sums = LineSums::new(cols, &allowed);
+            let sums = LineSums::new(cols, &allowed, Need::ALL);
             assert_eq!(sums.of(start..end), expect, "case {case}");
             assert_eq!(sums.any(start..end), expect.0 > 0, "case {case}");
             if sums.is_fixed() {
                 fixed += 1;
             } else {
                 declined += 1;
+            }
+            // With only some sums needed, those (and the count) agree.
+            for (units, cents) in [(true, false), (false, true), (false, false)] {
+                let part = LineSums::new(cols, &allowed, Need { units, cents });
+                let (n, u, c) = part.of(start..end);
+                assert_eq!(n, expect.0, "case {case}");
+                assert!(!units || u == expect.1, "case {case}");
+                assert!(!cents || c == expect.2, "case {case}");
             }
         }
         assert!(

@@ -8,7 +8,7 @@
 //! window are read.
 
 use crate::lang::{CmpOp, Decimal, Measure, POW10};
-use crate::line_sums::LineSums;
+use crate::line_sums::{LineSums, Need};
 use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE};
 use std::ops::Range;
 
@@ -351,9 +351,13 @@ pub(crate) fn passing(
     // an order count, a customer's kept lines are one contiguous range.
     let flat = view.in_time_order() && keep.filters.is_empty() && !counts_orders;
     let attrs = OrderFilters::new(view, keep.filters);
+    let need = Need {
+        units: uses(|m| matches!(m, Measure::Units)),
+        cents: uses(|m| matches!(m, Measure::Spend | Measure::AvgOrderValue)),
+    };
     let line_sums = keep
         .products
-        .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed));
+        .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed, need));
     let tests: Vec<HavingTest> = havings.iter().map(|h| HavingTest::new(h)).collect();
     for &c in locals {
         let m = match (keep.products, &line_sums) {
