@@ -343,6 +343,15 @@ pub struct RunTotals {
     pub cents: i64,
 }
 
+impl RunTotals {
+    /// Every total asked for (see [`ChunkView::run_totals_of`]).
+    pub const ALL: RunTotals = RunTotals {
+        lines: 1,
+        units: 1,
+        cents: 1,
+    };
+}
+
 impl<'a> ChunkView<'a> {
     /// Parses a chunk section; `None` if its structure is inconsistent.
     pub fn parse(bytes: &'a [u8]) -> Option<Self> {
@@ -468,15 +477,28 @@ impl<'a> ChunkView<'a> {
     /// within a customer, see the module notes).
     #[inline(always)]
     pub fn run_totals(&self, run: std::ops::Range<usize>) -> RunTotals {
+        self.run_totals_of(run, RunTotals::ALL)
+    }
+
+    /// [`Self::run_totals`] of only the totals `which` has non-zero (the
+    /// others are 0 and their columns are not read).
+    #[inline(always)]
+    pub fn run_totals_of(&self, run: std::ops::Range<usize>, which: RunTotals) -> RunTotals {
         let ends = |c: usize| (self.cols[c].get(run.end), self.cols[c].get(run.start));
-        let (units_end, units_start) = ends(C_CUM_UNITS);
-        let (cents_end, cents_start) = ends(C_CUM_CENTS);
-        let (lines_end, lines_start) = ends(C_LINE_START);
-        RunTotals {
-            lines: lines_end - lines_start,
-            units: self.units_wrap.diff(units_end, units_start),
-            cents: self.cents_wrap.diff(cents_end, cents_start),
+        let mut t = RunTotals::default();
+        if which.lines != 0 {
+            let (end, start) = ends(C_LINE_START);
+            t.lines = end - start;
         }
+        if which.units != 0 {
+            let (end, start) = ends(C_CUM_UNITS);
+            t.units = self.units_wrap.diff(end, start);
+        }
+        if which.cents != 0 {
+            let (end, start) = ends(C_CUM_CENTS);
+            t.cents = self.cents_wrap.diff(end, start);
+        }
+        t
     }
 
     /// The order numbers of the chunk's `local`-th customer.
@@ -736,6 +758,41 @@ mod tests {
                             cents: lines.clone().map(|j| w.line_cents[j]).sum(),
                         };
                         assert_eq!(v.run_totals(a..b), want, "{name}: customer {c}, {a}..{b}");
+                        // Each total alone, the others left at 0.
+                        for (which, alone) in [
+                            (
+                                RunTotals {
+                                    lines: 1,
+                                    ..Default::default()
+                                },
+                                RunTotals {
+                                    lines: want.lines,
+                                    ..Default::default()
+                                },
+                            ),
+                            (
+                                RunTotals {
+                                    units: 1,
+                                    ..Default::default()
+                                },
+                                RunTotals {
+                                    units: want.units,
+                                    ..Default::default()
+                                },
+                            ),
+                            (
+                                RunTotals {
+                                    cents: 1,
+                                    ..Default::default()
+                                },
+                                RunTotals {
+                                    cents: want.cents,
+                                    ..Default::default()
+                                },
+                            ),
+                        ] {
+                            assert_eq!(v.run_totals_of(a..b, which), alone, "{name}: {a}..{b}");
+                        }
                     }
                 }
                 for j in v.lines_of_orders(r) {

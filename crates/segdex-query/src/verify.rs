@@ -9,7 +9,7 @@
 
 use crate::lang::{CmpOp, Decimal, Measure, POW10};
 use crate::line_sums::{LineSums, Need};
-use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE};
+use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE, RunTotals};
 use std::ops::Range;
 
 /// An order-attribute filter of a `where`, resolved to value ids.
@@ -345,15 +345,24 @@ pub(crate) fn passing(
     let uses =
         |pick: fn(&Measure) -> bool| havings.iter().any(|h| h.iter().any(|(m, _, _)| pick(m)));
     let counts_orders = uses(|m| matches!(m, Measure::Orders | Measure::AvgOrderValue));
-    // An empty `having` tests lines > 0: only order counts skip the sums.
-    let sums = havings.iter().any(|h| h.is_empty()) || uses(|m| !matches!(m, Measure::Orders));
+    // An empty `having` tests lines > 0. Only the totals some test reads
+    // are read (1: read, 0: not).
+    let totals = RunTotals {
+        lines: i64::from(
+            havings.iter().any(|h| h.is_empty()) || uses(|m| matches!(m, Measure::Lines)),
+        ),
+        units: i64::from(uses(|m| matches!(m, Measure::Units))),
+        cents: i64::from(uses(|m| {
+            matches!(m, Measure::Spend | Measure::AvgOrderValue)
+        })),
+    };
     // In a chunk in time order, without order-attribute filters and without
     // an order count, a customer's kept lines are one contiguous range.
     let flat = view.in_time_order() && keep.filters.is_empty() && !counts_orders;
     let attrs = OrderFilters::new(view, keep.filters);
     let need = Need {
-        units: uses(|m| matches!(m, Measure::Units)),
-        cents: uses(|m| matches!(m, Measure::Spend | Measure::AvgOrderValue)),
+        units: totals.units != 0,
+        cents: totals.cents != 0,
     };
     let line_sums = keep
         .products
@@ -363,7 +372,7 @@ pub(crate) fn passing(
         let m = match (keep.products, &line_sums) {
             (Some(_), Some(ls)) if flat => flat_product_measures(view, keep, ls, c),
             (Some(_), Some(ls)) => product_measures(view, keep, &attrs, ls, counts_orders, c),
-            _ => no_product_measures(view, keep, &attrs, sums, c),
+            _ => no_product_measures(view, keep, &attrs, totals, c),
         };
         for (t, o) in tests.iter().zip(out.iter_mut()) {
             if t.holds(&m) {
@@ -374,20 +383,21 @@ pub(crate) fn passing(
     out
 }
 
-/// Measures of `local` when every line of a kept order is kept; without
-/// `sums` only the orders are counted.
+/// Measures of `local` when every line of a kept order is kept: its
+/// orders, and of lines, units and cents those `totals` asks for.
 fn no_product_measures(
     view: &ChunkView,
     keep: &Keep,
     attrs: &OrderFilters,
-    sums: bool,
+    totals: RunTotals,
     local: usize,
 ) -> Measures {
     let mut m = Measures::default();
+    let sums = totals != RunTotals::default();
     let orders = keep.candidate_orders(view, local);
     if view.in_time_order() && keep.filters.is_empty() {
         m.orders = orders.len() as i128;
-        m.add_run(view.run_totals(orders));
+        m.add_run(view.run_totals_of(orders, totals));
         return m;
     }
     if view.in_time_order() && !keep.exists_only {
@@ -396,7 +406,7 @@ fn no_product_measures(
             let take = -i64::from(attrs.ok(view, i));
             m.orders -= take as i128;
             if sums {
-                let t = view.run_totals(i..i + 1);
+                let t = view.run_totals_of(i..i + 1, totals);
                 m.lines += (t.lines & take) as i128;
                 m.units += (t.units & take) as i128;
                 m.cents += (t.cents & take) as i128;
@@ -409,7 +419,7 @@ fn no_product_measures(
         if keep.candidate_kept(view, attrs, i) {
             count.add(view, i);
             if sums {
-                m.add_run(view.run_totals(i..i + 1));
+                m.add_run(view.run_totals_of(i..i + 1, totals));
             }
             if keep.exists_only {
                 break;
