@@ -13,11 +13,7 @@ use std::path::Path;
 #[test]
 fn ids_stored_columns_and_lifetime_spend() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    small_dataset(&data);
-    let out = dir.path().join("index");
-    build(&data, &out).unwrap();
-    let index = Index::open(&out).unwrap();
+    let index = small_index(dir.path());
     assert_eq!(index.customers(), 4);
     let rows: Bitmap = (0..4).collect();
     let ids: Vec<String> = index
@@ -44,6 +40,15 @@ fn ids_stored_columns_and_lifetime_spend() {
 
 /// An index over `ids` (customers in that file order, `first_name` of each
 /// "n" and its id) with no orders.
+/// The sample of `small_dataset`, built under `dir` and opened.
+fn small_index(dir: &Path) -> Index {
+    let data = dir.join("data");
+    small_dataset(&data);
+    let out = dir.join("index");
+    build(&data, &out).unwrap();
+    Index::open(&out).unwrap()
+}
+
 fn ids_only_index(dir: &Path, ids: ArrayRef, names: &[String]) -> Index {
     let data = dir.join("data");
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -178,11 +183,7 @@ fn rows_are_numbered_in_ascending_id_order_for_int_and_string_ids() {
 fn each_month_bitmap_is_the_union_of_its_days() {
     use segdex_index::time::month_of;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    small_dataset(&data);
-    let out = dir.path().join("index");
-    build(&data, &out).unwrap();
-    let index = Index::open(&out).unwrap();
+    let index = small_index(dir.path());
     let p = &index.meta().purchases;
     let (first, last) = p.order_days().unwrap();
     // The sample's orders span December 2023 to March 2024, none in

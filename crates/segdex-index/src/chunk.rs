@@ -759,38 +759,17 @@ mod tests {
                         };
                         assert_eq!(v.run_totals(a..b), want, "{name}: customer {c}, {a}..{b}");
                         // Each total alone, the others left at 0.
-                        for (which, alone) in [
-                            (
-                                RunTotals {
-                                    lines: 1,
-                                    ..Default::default()
-                                },
-                                RunTotals {
-                                    lines: want.lines,
-                                    ..Default::default()
-                                },
-                            ),
-                            (
-                                RunTotals {
-                                    units: 1,
-                                    ..Default::default()
-                                },
-                                RunTotals {
-                                    units: want.units,
-                                    ..Default::default()
-                                },
-                            ),
-                            (
-                                RunTotals {
-                                    cents: 1,
-                                    ..Default::default()
-                                },
-                                RunTotals {
-                                    cents: want.cents,
-                                    ..Default::default()
-                                },
-                            ),
-                        ] {
+                        for (l, u, c) in [(1, 0, 0), (0, 1, 0), (0, 0, 1)] {
+                            let which = RunTotals {
+                                lines: l,
+                                units: u,
+                                cents: c,
+                            };
+                            let alone = RunTotals {
+                                lines: l * want.lines,
+                                units: u * want.units,
+                                cents: c * want.cents,
+                            };
                             assert_eq!(v.run_totals_of(a..b, which), alone, "{name}: {a}..{b}");
                         }
                     }
