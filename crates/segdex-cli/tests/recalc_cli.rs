@@ -61,19 +61,25 @@ fn recalc_history_and_export_through_the_binary() {
     )
     .unwrap();
     let (index, state, segs_s) = (p("index"), p("state"), segs.to_string_lossy().to_string());
+    // One recalculation pass as of `as_of`, ready to run.
+    let recalc = |as_of: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_segdex"));
+        cmd.args([
+            "recalc",
+            "--index",
+            &index,
+            "--segments",
+            &segs_s,
+            "--as-of",
+            as_of,
+            "--state",
+            &state,
+        ]);
+        cmd
+    };
 
     // An invalid segment: reported, the others committed, exit status 2.
-    let out = segdex(&[
-        "recalc",
-        "--index",
-        &index,
-        "--segments",
-        &segs_s,
-        "--as-of",
-        "2026-10-31",
-        "--state",
-        &state,
-    ]);
+    let out = recalc("2026-10-31").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("segment `bad`: rule.attr"), "{stderr}");
@@ -90,33 +96,13 @@ fn recalc_history_and_export_through_the_binary() {
         r#"[{"code": "founders", "mode": "static", "rule": {"purchased": {"window": {"last_days": 60}}}}]"#,
     )
     .unwrap();
-    let stdout = ok(&segdex(&[
-        "recalc",
-        "--index",
-        &index,
-        "--segments",
-        &segs_s,
-        "--as-of",
-        "2026-11-20",
-        "--state",
-        &state,
-    ]));
+    let stdout = ok(&recalc("2026-11-20").output().unwrap());
     assert!(stdout.contains("frozen"), "{stdout}");
 
     // A segment file that is not JSON fails the pass; the state is untouched.
     let before = snapshot(tmp.path().join("state").as_path());
     std::fs::write(segs.join("c.json"), "{\"code\": ").unwrap();
-    let out = segdex(&[
-        "recalc",
-        "--index",
-        &index,
-        "--segments",
-        &segs_s,
-        "--as-of",
-        "2026-11-21",
-        "--state",
-        &state,
-    ]);
+    let out = recalc("2026-11-21").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("c.json"));
     assert_eq!(snapshot(tmp.path().join("state").as_path()), before);
@@ -124,35 +110,14 @@ fn recalc_history_and_export_through_the_binary() {
 
     // A kill -9 just before the commit leaves the state whole; the next
     // pass succeeds.
-    let out = Command::new(env!("CARGO_BIN_EXE_segdex"))
-        .args([
-            "recalc",
-            "--index",
-            &index,
-            "--segments",
-            &segs_s,
-            "--as-of",
-            "2026-11-21",
-            "--state",
-            &state,
-        ])
+    let out = recalc("2026-11-21")
         .env("SEGDEX_CRASH_AT", "before-commit")
         .output()
         .unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(9), "{:?}", out.status);
     assert_eq!(snapshot(tmp.path().join("state").as_path()), before);
-    let stdout = ok(&segdex(&[
-        "recalc",
-        "--index",
-        &index,
-        "--segments",
-        &segs_s,
-        "--as-of",
-        "2026-11-21",
-        "--state",
-        &state,
-    ]));
+    let stdout = ok(&recalc("2026-11-21").output().unwrap());
     assert!(stdout.contains("pass 3 as of 2026-11-21"), "{stdout}");
 
     // History: a table, one row per segment per pass, and an SVG chart.
