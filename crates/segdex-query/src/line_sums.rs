@@ -83,6 +83,8 @@ type StoredSums = fn(&[u8], &[u8], &[u8], &[bool]) -> (u64, u64, u64);
 /// The loop for one chunk's widths, prepared by [`LineSums::new`].
 struct Fixed<'a> {
     sums: StoredSums,
+    /// Which sums besides the count are given (the others are 0).
+    need: Need,
     /// Bytes per stored product, quantity and cents.
     widths: [usize; 3],
     /// The stored bytes of the whole product, quantity and cents columns.
@@ -124,7 +126,9 @@ impl<'a> LineSums<'a> {
         if p.scale() != 1 {
             return None;
         }
-        // A measure no test reads is not summed: its column's width is 0.
+        // A measure no test reads is not summed: the loop reads its column
+        // with width 0 (as it reads a column of one value, whose stored
+        // values are all 0), and `of` gives 0 for it.
         let (wq, wc) = (
             if need.units { q.width() } else { 0 },
             if need.cents { c.width() } else { 0 },
@@ -154,6 +158,7 @@ impl<'a> LineSums<'a> {
         table[..n].copy_from_slice(&kept[..n]);
         Some(Fixed {
             sums,
+            need,
             widths: [p.width(), wq, wc],
             bytes: [
                 p.stored_bytes(0..p.len()),
@@ -179,8 +184,9 @@ impl<'a> LineSums<'a> {
         let part = |k: usize| &f.bytes[k][range.start * f.widths[k]..range.end * f.widths[k]];
         let (n, u, s) = (f.sums)(part(0), part(1), part(2), &f.table);
         let n = n as i64;
-        let total = |col: segdex_index::packed::Packed, width: usize, stored: u64| {
-            if width == 0 {
+        // A column of one value (width 0) sums to n · base.
+        let total = |col: segdex_index::packed::Packed, needed: bool, stored: u64| {
+            if !needed {
                 return 0;
             }
             col.base()
@@ -189,8 +195,8 @@ impl<'a> LineSums<'a> {
         };
         (
             n,
-            total(self.cols.qty, f.widths[1], u),
-            total(self.cols.cents, f.widths[2], s),
+            total(self.cols.qty, f.need.units, u),
+            total(self.cols.cents, f.need.cents, s),
         )
     }
 
@@ -268,14 +274,15 @@ mod tests {
         // this loop takes, bases below zero, scales above one, and widths
         // it does not take (then `None`).
         let (mut fixed, mut declined) = (0, 0);
-        for case in 0..400 {
+        for case in 0..480 {
             let lines = 1 + rng.below(300) as usize;
             let n_products = [3u64, 200, 300, 70_000][case % 4];
             let product_base = rng.below(5) as i64 * [1, 0][case % 2];
-            let qty_span = [2u64, 250, 60_000, 1 << 20][(case / 4) % 4] as i64;
-            let cents_span = [100u64, 60_000, 1 << 22, 1 << 30, 1 << 34][(case / 16) % 5] as i64;
-            let qty_scale = [1, 3][(case / 80) % 2];
-            let cents_lo = [0, -5_000][(case / 160) % 2];
+            // A span of 1 is a column of one value (stored in 0 bytes).
+            let qty_span = [1u64, 2, 250, 60_000, 1 << 20][(case / 4) % 5] as i64;
+            let cents_span = [100u64, 60_000, 1 << 22, 1 << 30, 1 << 34, 1][(case / 20) % 6] as i64;
+            let qty_scale = [1, 3][(case / 120) % 2];
+            let cents_lo = [0, -5_000][(case / 240) % 2];
             let product: Vec<i64> = (0..lines)
                 .map(|_| product_base + rng.below(n_products) as i64)
                 .collect();

@@ -1505,6 +1505,13 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
         6..=7 => 1, // decimal(14,4)
         _ => 2,     // float64
     };
+    // Some shops sell one unit a line: then every quantity is the same,
+    // a column the engine stores in no bytes at all.
+    let one_qty = if g.rng.pct(20) {
+        Some(g.rng.int(1, 2))
+    } else {
+        None
+    };
     let mut lines: Vec<GLine> = Vec::new();
     for (oi, _) in orders.iter().enumerate() {
         for _ in 0..g.rng.int(1, 3) {
@@ -1513,7 +1520,11 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
             } else {
                 Some(g.rng.below(np as u64) as usize)
             };
-            let qty = if g.rng.pct(6) { 0 } else { g.rng.int(1, 6) };
+            let qty = match one_qty {
+                Some(q) => q,
+                None if g.rng.pct(6) => 0,
+                None => g.rng.int(1, 6),
+            };
             let cents: i128 = match g.rng.below(40) {
                 0 => 0,
                 1 => -(g.rng.int(100, 3000) as i128),
