@@ -51,6 +51,40 @@ fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
     (n, u, c)
 }
 
+/// Whether the lines whose stored product is allowed by `table` reach
+/// `floors` ([`stored_sums`]' loop, checked every [`REACH_STEP`] lines and
+/// left at the first check that passes).
+fn stored_reach<const WP: usize, const WQ: usize, const WC: usize>(
+    product: &[u8],
+    qty: &[u8],
+    cents: &[u8],
+    table: &[bool],
+    floors: &StoredFloors,
+) -> bool {
+    let (mut n, mut u, mut c) = (0u64, 0u64, 0u64);
+    let entries = 1usize << (8 * WP);
+    let table = &table[..entries];
+    let lines = product.len() / WP;
+    let (qty, cents) = (&qty[..lines * WQ], &cents[..lines * WC]);
+    let mut from = 0;
+    while from < lines {
+        let to = lines.min(from + REACH_STEP);
+        for j in from..to {
+            let p = stored::<WP>(&product[j * WP..]) as usize & (entries - 1);
+            let take = u64::from(table[p]);
+            n += take;
+            let take = take.wrapping_neg();
+            u = u.wrapping_add(stored::<WQ>(&qty[j * WQ..]) & take);
+            c = c.wrapping_add(stored::<WC>(&cents[j * WC..]) & take);
+        }
+        if floors.reached(n, u, c) {
+            return true;
+        }
+        from = to;
+    }
+    floors.reached(n, u, c)
+}
+
 /// Whether any line of `product` (stored values of `WP` bytes) is allowed
 /// by `table` (`256^WP` entries).
 fn stored_any<const WP: usize>(product: &[u8], table: &[bool]) -> bool {
@@ -77,20 +111,98 @@ impl Need {
     };
 }
 
+/// The least lines, units and cents a test of lower bounds passes with
+/// (`i64::MIN` where it has no bound), from
+/// [`crate::verify::HavingTest::floors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Floors {
+    /// Least number of lines.
+    pub lines: i64,
+    /// Least sum of quantity.
+    pub units: i64,
+    /// Least sum of line totals, in cents.
+    pub cents: i64,
+}
+
+impl Floors {
+    /// No bound at all.
+    pub(crate) const NONE: Floors = Floors {
+        lines: i64::MIN,
+        units: i64::MIN,
+        cents: i64::MIN,
+    };
+
+    /// Whether `lines`, `units` and `cents` are each at least their floor.
+    #[inline(always)]
+    pub(crate) fn met(&self, lines: i64, units: i64, cents: i64) -> bool {
+        lines >= self.lines && units >= self.units && cents >= self.cents
+    }
+}
+
+/// Lines [`stored_reach`] sums between its checks of the floors: a heavy
+/// buyer's lines are read until a few past the point where the floors
+/// are met.
+const REACH_STEP: usize = 8;
+
+/// [`Floors`] against stored sums: a stored sum `s` of `n` lines is worth
+/// `base · n + scale · s` (bases and scales not negative; 0 for a column
+/// not read).
+#[derive(Debug, Clone, Copy)]
+struct StoredFloors {
+    floors: Floors,
+    qty: (i64, i64),
+    cents: (i64, i64),
+}
+
+impl StoredFloors {
+    #[inline(always)]
+    fn reached(&self, n: u64, u: u64, c: u64) -> bool {
+        let n = n as i64;
+        self.floors
+            .met(n, worth(self.qty, n, u), worth(self.cents, n, c))
+    }
+}
+
+/// What `stored`, a sum of `n` stored values of a column with `base` and
+/// `scale`, is worth: `base · n + scale · stored`, wrapping (exact, since
+/// the chunk's encoder bounds a customer's sum of magnitudes by `i64::MAX`).
+#[inline(always)]
+fn worth((base, scale): (i64, i64), n: i64, stored: u64) -> i64 {
+    base.wrapping_mul(n)
+        .wrapping_add(scale.wrapping_mul(stored as i64))
+}
+
 /// A [`stored_sums`] for one triple of widths.
 type StoredSums = fn(&[u8], &[u8], &[u8], &[bool]) -> (u64, u64, u64);
+/// A [`stored_reach`] for one triple of widths.
+type StoredReach = fn(&[u8], &[u8], &[u8], &[bool], &StoredFloors) -> bool;
 
 /// The loop for one chunk's widths, prepared by [`LineSums::new`].
 struct Fixed<'a> {
     sums: StoredSums,
-    /// Which sums besides the count are given (the others are 0).
-    need: Need,
+    reach: StoredReach,
+    /// Base and scale of the quantity and of the cents column, or (0, 0)
+    /// for a sum not needed: a stored sum `s` of `n` lines is worth
+    /// `base · n + scale · s`. (A column of one value has width 0 and
+    /// stored values 0, and sums to `n · base`.)
+    values: [(i64, i64); 2],
     /// Bytes per stored product, quantity and cents.
     widths: [usize; 3],
     /// The stored bytes of the whole product, quantity and cents columns.
     bytes: [&'a [u8]; 3],
     /// Whether each stored product value is allowed (`256^width` entries).
     table: Vec<bool>,
+}
+
+impl<'a> Fixed<'a> {
+    /// The stored bytes of lines `range` in the product, quantity and cents
+    /// columns.
+    #[inline(always)]
+    fn parts(&self, range: Range<usize>) -> [&'a [u8]; 3] {
+        let part =
+            |k: usize| &self.bytes[k][range.start * self.widths[k]..range.end * self.widths[k]];
+        [part(0), part(1), part(2)]
+    }
 }
 
 /// Lines, units and cents of runs of one chunk's lines whose product is
@@ -136,13 +248,16 @@ impl<'a> LineSums<'a> {
         macro_rules! widths {
             ($(($wp:literal, $wq:literal, $wc:literal)),*) => {
                 match (p.width(), wq, wc) {
-                    $(($wp, $wq, $wc) => stored_sums::<$wp, $wq, $wc> as StoredSums,)*
+                    $(($wp, $wq, $wc) => (
+                        stored_sums::<$wp, $wq, $wc> as StoredSums,
+                        stored_reach::<$wp, $wq, $wc> as StoredReach,
+                    ),)*
                     _ => return None,
                 }
             };
         }
         #[rustfmt::skip]
-        let sums = widths!(
+        let (sums, reach) = widths!(
             (1, 0, 0), (1, 0, 1), (1, 0, 2), (1, 0, 3), (1, 0, 4),
             (1, 1, 0), (1, 1, 1), (1, 1, 2), (1, 1, 3), (1, 1, 4),
             (1, 2, 0), (1, 2, 1), (1, 2, 2), (1, 2, 3), (1, 2, 4),
@@ -158,7 +273,14 @@ impl<'a> LineSums<'a> {
         table[..n].copy_from_slice(&kept[..n]);
         Some(Fixed {
             sums,
-            need,
+            reach,
+            values: [(q, need.units), (c, need.cents)].map(|(col, needed)| {
+                if needed {
+                    (col.base(), col.scale())
+                } else {
+                    (0, 0)
+                }
+            }),
             widths: [p.width(), wq, wc],
             bytes: [
                 p.stored_bytes(0..p.len()),
@@ -181,23 +303,38 @@ impl<'a> LineSums<'a> {
         let Some(f) = &self.fixed else {
             return self.line_by_line(range);
         };
-        let part = |k: usize| &f.bytes[k][range.start * f.widths[k]..range.end * f.widths[k]];
-        let (n, u, s) = (f.sums)(part(0), part(1), part(2), &f.table);
+        let [p, q, c] = f.parts(range);
+        let (n, u, s) = (f.sums)(p, q, c, &f.table);
         let n = n as i64;
-        // A column of one value (width 0) sums to n · base.
-        let total = |col: segdex_index::packed::Packed, needed: bool, stored: u64| {
-            if !needed {
-                return 0;
-            }
-            col.base()
-                .wrapping_mul(n)
-                .wrapping_add(col.scale().wrapping_mul(stored as i64))
+        (n, worth(f.values[0], n, u), worth(f.values[1], n, s))
+    }
+
+    /// Whether no quantity (when `floors` bounds units) and no line total
+    /// (when it bounds cents) of the chunk is negative: then the sums
+    /// `floors` bounds only grow along a run, and [`Self::reaches`] may
+    /// stop early.
+    pub(crate) fn never_negative(&self, floors: Floors) -> bool {
+        // Stored values are unsigned: base + scale · stored >= 0 for all.
+        let ok = |col: segdex_index::packed::Packed| col.base() >= 0 && col.scale() >= 0;
+        (floors.units == i64::MIN || ok(self.cols.qty))
+            && (floors.cents == i64::MIN || ok(self.cols.cents))
+    }
+
+    /// Whether the allowed lines of `range` reach every one of `floors`
+    /// (count, units and cents at least them), reading lines only until
+    /// they do. Requires [`Self::never_negative`] of `floors`.
+    pub(crate) fn reaches(&self, range: Range<usize>, floors: Floors) -> bool {
+        let Some(f) = &self.fixed else {
+            let (n, u, c) = self.line_by_line(range);
+            return floors.met(n, u, c);
         };
-        (
-            n,
-            total(self.cols.qty, f.need.units, u),
-            total(self.cols.cents, f.need.cents, s),
-        )
+        let [p, q, c] = f.parts(range);
+        let stored = StoredFloors {
+            floors,
+            qty: f.values[0],
+            cents: f.values[1],
+        };
+        (f.reach)(p, q, c, &f.table, &stored)
     }
 
     /// Whether any line of `range` has an allowed product (stops at the
@@ -274,6 +411,7 @@ mod tests {
         // this loop takes, bases below zero, scales above one, and widths
         // it does not take (then `None`).
         let (mut fixed, mut declined) = (0, 0);
+        let mut reached = [0; 2];
         for case in 0..480 {
             let lines = 1 + rng.below(300) as usize;
             let n_products = [3u64, 200, 300, 70_000][case % 4];
@@ -286,8 +424,11 @@ mod tests {
             let product: Vec<i64> = (0..lines)
                 .map(|_| product_base + rng.below(n_products) as i64)
                 .collect();
+            // Quantities from -1, 0 or 1 up: with none negative (and
+            // cents from 0), sums may stop early at floors.
+            let qty_lo = rng.below(3) as i64 - 1;
             let qty: Vec<i64> = (0..lines)
-                .map(|_| (rng.below(qty_span as u64) as i64 - 1) * qty_scale)
+                .map(|_| (rng.below(qty_span as u64) as i64 + qty_lo) * qty_scale)
                 .collect();
             let cents: Vec<i64> = (0..lines)
                 .map(|_| cents_lo + rng.below(cents_span as u64) as i64)
@@ -316,15 +457,47 @@ mod tests {
             } else {
                 declined += 1;
             }
-            // With only some sums needed, those (and the count) agree.
-            for (units, cents) in [(true, false), (false, true), (false, false)] {
+            // With only some sums needed, those (and the count) agree, and
+            // floors on them are reached exactly when the sums meet them.
+            for (units, cents) in [(true, true), (true, false), (false, true), (false, false)] {
                 let part = LineSums::new(cols, &allowed, Need { units, cents });
                 let (n, u, c) = part.of(start..end);
                 assert_eq!(n, expect.0, "case {case}");
                 assert!(!units || u == expect.1, "case {case}");
                 assert!(!cents || c == expect.2, "case {case}");
+                // Floors within |sum| + 1 of the sums, so both answers are
+                // common (and, with negative values, a run that passes a
+                // floor part-way and ends below it).
+                let mut near = |sum: i64, needed: bool| {
+                    if needed {
+                        let r = sum.unsigned_abs() + 1;
+                        sum - r as i64 + rng.below(2 * r + 1) as i64
+                    } else {
+                        i64::MIN
+                    }
+                };
+                let floors = Floors {
+                    lines: near(expect.0, true),
+                    units: near(expect.1, units),
+                    cents: near(expect.2, cents),
+                };
+                if part.never_negative(floors) {
+                    let want = floors.met(expect.0, expect.1, expect.2);
+                    assert_eq!(
+                        part.reaches(start..end, floors),
+                        want,
+                        "case {case} {floors:?}"
+                    );
+                    reached[usize::from(want)] += 1;
+                }
             }
         }
+        assert!(
+            reached[0] > 100 && reached[1] > 100,
+            "floors not reached {}, reached {}",
+            reached[0],
+            reached[1]
+        );
         assert!(
             fixed > 150 && declined > 20,
             "{fixed} fixed, {declined} declined"

@@ -8,7 +8,7 @@
 //! window are read.
 
 use crate::lang::{CmpOp, Decimal, Measure, POW10};
-use crate::line_sums::{LineSums, Need};
+use crate::line_sums::{Floors, LineSums, Need};
 use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE, RunTotals};
 use std::ops::Range;
 
@@ -269,6 +269,33 @@ impl HavingTest {
         t
     }
 
+    /// When the test is only lower bounds (`gt`, `gte`) on lines, units
+    /// and spend: the least lines, units and cents that pass. Over lines
+    /// without negative values a customer who passes has reached them
+    /// part-way through their lines. `None` for any other test.
+    pub(crate) fn floors(&self) -> Option<Floors> {
+        if self.any_line || !self.ratios.is_empty() || self.ranges.is_empty() {
+            return None;
+        }
+        let mut f = Floors::NONE;
+        for &(measure, lo, hi) in &self.ranges {
+            if hi != i128::MAX {
+                return None;
+            }
+            // Sums fit i64: a bound below it always holds, and one past it
+            // never does (left to the exact test).
+            let lo = i64::try_from(lo.max(i128::from(i64::MIN))).ok()?;
+            let slot = match measure {
+                Measure::Lines => &mut f.lines,
+                Measure::Units => &mut f.units,
+                Measure::Spend => &mut f.cents,
+                Measure::Orders | Measure::AvgOrderValue => return None,
+            };
+            *slot = (*slot).max(lo);
+        }
+        Some(f)
+    }
+
     /// Whether measures `m` pass.
     #[inline(always)]
     pub(crate) fn holds(&self, m: &Measures) -> bool {
@@ -368,6 +395,23 @@ pub(crate) fn passing(
         .products
         .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed, need));
     let tests: Vec<HavingTest> = havings.iter().map(|h| HavingTest::new(h)).collect();
+    // One test of lower bounds over lines without negative values: a
+    // customer's lines are read only until the bounds are reached.
+    let floors = match (&tests[..], &line_sums) {
+        ([t], Some(ls)) if flat && !keep.exists_only => {
+            t.floors().filter(|f| ls.never_negative(*f))
+        }
+        _ => None,
+    };
+    if let (Some(f), Some(ls), Some(o)) = (floors, &line_sums, out.first_mut()) {
+        for &c in locals {
+            let run = keep.candidate_orders(view, c);
+            if ls.reaches(view.lines_of_orders(run), f) {
+                o.push(c);
+            }
+        }
+        return out;
+    }
     for &c in locals {
         let m = match (keep.products, &line_sums) {
             (Some(_), Some(ls)) if flat => flat_product_measures(view, keep, ls, c),
@@ -699,12 +743,14 @@ mod tests {
             200_000_001,
             1 << 64,
         ];
-        let mut checked = 0;
+        let (mut checked, mut floored) = (0, 0);
         for &cents in &values {
             for &n in &[0i128, 1, 2, 3, 7] {
+                // Lines differ from orders, so a test read off the wrong
+                // one shows.
                 let m = Measures {
                     orders: n,
-                    lines: n,
+                    lines: 2 * n + 1,
                     units: cents,
                     cents,
                 };
@@ -712,18 +758,36 @@ mod tests {
                     // One test, and that test with another beside it.
                     let pair = [*one, tests[(i * 7919) % tests.len()]];
                     for having in [&pair[..1], &pair[..]] {
+                        let test = HavingTest::new(having);
                         assert_eq!(
-                            HavingTest::new(having).holds(&m),
+                            test.holds(&m),
                             having_holds(having, &m),
                             "{having:?} at {m:?}"
                         );
                         checked += 1;
+                        // Floors, where given, decide as the test does:
+                        // lower bounds, and nothing else that binds.
+                        if let Some(f) = test.floors()
+                            && let (Ok(l), Ok(u), Ok(c)) = (
+                                i64::try_from(m.lines),
+                                i64::try_from(m.units),
+                                i64::try_from(m.cents),
+                            )
+                        {
+                            assert_eq!(
+                                f.met(l, u, c),
+                                having_holds(having, &m),
+                                "{having:?} at {m:?}"
+                            );
+                            floored += 1;
+                        }
                     }
                 }
                 assert_eq!(HavingTest::new(&[]).holds(&m), m.lines > 0);
             }
         }
         assert!(checked > 100_000);
+        assert!(floored > 10_000, "{floored}");
     }
 
     #[test]
