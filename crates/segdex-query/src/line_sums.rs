@@ -10,6 +10,10 @@
 //! are matched, and the product mask laid out by stored value, once per
 //! chunk ([`LineSums::new`]), not once per run: a run is a customer's
 //! dozen or so lines.
+//!
+//! [`LineSums::reaches`] runs the same loop for a `having` of lower bounds
+//! and leaves it once they are met: a heavy buyer passes long before their
+//! last line.
 
 use segdex_index::chunk::LineColumns;
 use std::ops::Range;
