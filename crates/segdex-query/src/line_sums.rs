@@ -36,14 +36,31 @@ fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
     cents: &[u8],
     table: &[bool],
 ) -> (u64, u64, u64) {
-    let (mut n, mut u, mut c) = (0u64, 0u64, 0u64);
+    let mut sums = (0, 0, 0);
+    let lines = product.len() / WP;
+    add_lines::<WP, WQ, WC>(product, qty, cents, table, 0..lines, &mut sums);
+    sums
+}
+
+/// Adds the count, stored quantity and stored cents of the allowed lines
+/// `range` (of the `product.len() / WP` lines) to `sums`.
+#[inline(always)]
+fn add_lines<const WP: usize, const WQ: usize, const WC: usize>(
+    product: &[u8],
+    qty: &[u8],
+    cents: &[u8],
+    table: &[bool],
+    range: Range<usize>,
+    sums: &mut (u64, u64, u64),
+) {
+    let (mut n, mut u, mut c) = *sums;
     // An index loop over slices of known length: the bounds tests fold
     // away (a stored product masked to its width is inside the table).
     let entries = 1usize << (8 * WP);
     let table = &table[..entries];
     let lines = product.len() / WP;
     let (qty, cents) = (&qty[..lines * WQ], &cents[..lines * WC]);
-    for j in 0..lines {
+    for j in range {
         let p = stored::<WP>(&product[j * WP..]) as usize & (entries - 1);
         // A compare-free load and a mask instead of a branch.
         let take = u64::from(table[p]);
@@ -52,7 +69,7 @@ fn stored_sums<const WP: usize, const WQ: usize, const WC: usize>(
         u = u.wrapping_add(stored::<WQ>(&qty[j * WQ..]) & take);
         c = c.wrapping_add(stored::<WC>(&cents[j * WC..]) & take);
     }
-    (n, u, c)
+    *sums = (n, u, c);
 }
 
 /// Whether the lines whose stored product is allowed by `table` reach
@@ -65,28 +82,18 @@ fn stored_reach<const WP: usize, const WQ: usize, const WC: usize>(
     table: &[bool],
     floors: &StoredFloors,
 ) -> bool {
-    let (mut n, mut u, mut c) = (0u64, 0u64, 0u64);
-    let entries = 1usize << (8 * WP);
-    let table = &table[..entries];
+    let mut sums = (0, 0, 0);
     let lines = product.len() / WP;
-    let (qty, cents) = (&qty[..lines * WQ], &cents[..lines * WC]);
     let mut from = 0;
     while from < lines {
         let to = lines.min(from + REACH_STEP);
-        for j in from..to {
-            let p = stored::<WP>(&product[j * WP..]) as usize & (entries - 1);
-            let take = u64::from(table[p]);
-            n += take;
-            let take = take.wrapping_neg();
-            u = u.wrapping_add(stored::<WQ>(&qty[j * WQ..]) & take);
-            c = c.wrapping_add(stored::<WC>(&cents[j * WC..]) & take);
-        }
-        if floors.reached(n, u, c) {
+        add_lines::<WP, WQ, WC>(product, qty, cents, table, from..to, &mut sums);
+        if floors.reached(sums) {
             return true;
         }
         from = to;
     }
-    floors.reached(n, u, c)
+    floors.reached(sums)
 }
 
 /// Whether any line of `product` (stored values of `WP` bytes) is allowed
@@ -160,7 +167,7 @@ struct StoredFloors {
 
 impl StoredFloors {
     #[inline(always)]
-    fn reached(&self, n: u64, u: u64, c: u64) -> bool {
+    fn reached(&self, (n, u, c): (u64, u64, u64)) -> bool {
         let n = n as i64;
         self.floors
             .met(n, worth(self.qty, n, u), worth(self.cents, n, c))
