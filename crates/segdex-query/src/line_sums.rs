@@ -122,11 +122,13 @@ impl Need {
     };
 }
 
-/// The least lines, units and cents a test of lower bounds passes with
-/// (`i64::MIN` where it has no bound), from
+/// The least orders, lines, units and cents a test of lower bounds passes
+/// with (`i64::MIN` where it has no bound), from
 /// [`crate::verify::HavingTest::floors`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Floors {
+    /// Least number of distinct orders.
+    pub orders: i64,
     /// Least number of lines.
     pub lines: i64,
     /// Least sum of quantity.
@@ -138,22 +140,23 @@ pub(crate) struct Floors {
 impl Floors {
     /// No bound at all.
     pub(crate) const NONE: Floors = Floors {
+        orders: i64::MIN,
         lines: i64::MIN,
         units: i64::MIN,
         cents: i64::MIN,
     };
 
-    /// Whether `lines`, `units` and `cents` are each at least their floor.
+    /// Whether `orders`, `lines`, `units` and `cents` are each at least
+    /// their floor.
     #[inline(always)]
-    pub(crate) fn met(&self, lines: i64, units: i64, cents: i64) -> bool {
-        lines >= self.lines && units >= self.units && cents >= self.cents
+    pub(crate) fn met(&self, orders: i64, lines: i64, units: i64, cents: i64) -> bool {
+        orders >= self.orders && lines >= self.lines && units >= self.units && cents >= self.cents
     }
 }
 
-/// Lines [`stored_reach`] sums between its checks of the floors: a heavy
-/// buyer's lines are read until a few past the point where the floors
-/// are met.
-const REACH_STEP: usize = 8;
+/// Lines (or orders) summed between checks of floors: a heavy buyer's
+/// lines are read until a few past the point where the floors are met.
+pub(crate) const REACH_STEP: usize = 8;
 
 /// [`Floors`] against stored sums: a stored sum `s` of `n` lines is worth
 /// `base · n + scale · s` (bases and scales not negative; 0 for a column
@@ -169,8 +172,9 @@ impl StoredFloors {
     #[inline(always)]
     fn reached(&self, (n, u, c): (u64, u64, u64)) -> bool {
         let n = n as i64;
+        // No orders are counted here (see `LineSums::reaches`).
         self.floors
-            .met(n, worth(self.qty, n, u), worth(self.cents, n, c))
+            .met(0, n, worth(self.qty, n, u), worth(self.cents, n, c))
     }
 }
 
@@ -333,11 +337,13 @@ impl<'a> LineSums<'a> {
 
     /// Whether the allowed lines of `range` reach every one of `floors`
     /// (count, units and cents at least them), reading lines only until
-    /// they do. Requires [`Self::never_negative`] of `floors`.
+    /// they do. Requires [`Self::never_negative`] of `floors`, and no
+    /// floor on orders (lines are not orders).
     pub(crate) fn reaches(&self, range: Range<usize>, floors: Floors) -> bool {
+        debug_assert_eq!(floors.orders, i64::MIN);
         let Some(f) = &self.fixed else {
             let (n, u, c) = self.line_by_line(range);
-            return floors.met(n, u, c);
+            return floors.met(0, n, u, c);
         };
         let [p, q, c] = f.parts(range);
         let stored = StoredFloors {
@@ -488,12 +494,13 @@ mod tests {
                     }
                 };
                 let floors = Floors {
+                    orders: i64::MIN,
                     lines: near(expect.0, true),
                     units: near(expect.1, units),
                     cents: near(expect.2, cents),
                 };
                 if part.never_negative(floors) {
-                    let want = floors.met(expect.0, expect.1, expect.2);
+                    let want = floors.met(0, expect.0, expect.1, expect.2);
                     assert_eq!(
                         part.reaches(start..end, floors),
                         want,

@@ -8,7 +8,7 @@
 //! window are read.
 
 use crate::lang::{CmpOp, Decimal, Measure, POW10};
-use crate::line_sums::{Floors, LineSums, Need};
+use crate::line_sums::{Floors, LineSums, Need, REACH_STEP};
 use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE, RunTotals};
 use std::ops::Range;
 
@@ -269,10 +269,10 @@ impl HavingTest {
         t
     }
 
-    /// When the test is only lower bounds (`gt`, `gte`) on lines, units
-    /// and spend: the least lines, units and cents that pass. Over lines
-    /// without negative values a customer who passes has reached them
-    /// part-way through their lines. `None` for any other test.
+    /// When the test is only lower bounds (`gt`, `gte`) on orders, lines,
+    /// units and spend: the least of each that passes. Over lines without
+    /// negative values a customer who passes has reached them part-way
+    /// through their orders and lines. `None` for any other test.
     pub(crate) fn floors(&self) -> Option<Floors> {
         if self.any_line || !self.ratios.is_empty() || self.ranges.is_empty() {
             return None;
@@ -286,10 +286,11 @@ impl HavingTest {
             // never does (left to the exact test).
             let lo = i64::try_from(lo.max(i128::from(i64::MIN))).ok()?;
             let slot = match measure {
+                Measure::Orders => &mut f.orders,
                 Measure::Lines => &mut f.lines,
                 Measure::Units => &mut f.units,
                 Measure::Spend => &mut f.cents,
-                Measure::Orders | Measure::AvgOrderValue => return None,
+                Measure::AvgOrderValue => return None,
             };
             *slot = (*slot).max(lo);
         }
@@ -395,22 +396,40 @@ pub(crate) fn passing(
         .products
         .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed, need));
     let tests: Vec<HavingTest> = havings.iter().map(|h| HavingTest::new(h)).collect();
-    // One test of lower bounds over lines without negative values: a
-    // customer's lines are read only until the bounds are reached.
-    let floors = match (&tests[..], &line_sums) {
-        ([t], Some(ls)) if flat && !keep.exists_only => {
-            t.floors().filter(|f| ls.never_negative(*f))
-        }
-        _ => None,
-    };
-    if let (Some(f), Some(ls), Some(o)) = (floors, &line_sums, out.first_mut()) {
-        for &c in locals {
-            let run = keep.candidate_orders(view, c);
-            if ls.reaches(view.lines_of_orders(run), f) {
-                o.push(c);
+    // One test of lower bounds that only grow along a customer's lines
+    // (or orders): they are read only until the bounds are reached.
+    let floors = tests
+        .first()
+        .filter(|_| tests.len() == 1)
+        .and_then(HavingTest::floors);
+    if let (Some(f), Some(o)) = (floors, out.first_mut()) {
+        match &line_sums {
+            // Lines in one range: no order count, no negative sums.
+            Some(ls) if flat && f.orders == i64::MIN && ls.never_negative(f) => {
+                for &c in locals {
+                    let run = keep.candidate_orders(view, c);
+                    if ls.reaches(view.lines_of_orders(run), f) {
+                        o.push(c);
+                    }
+                }
+                return out;
             }
+            // Orders kept by their attributes, counted (and their lines),
+            // in a chunk in time order (each order its own).
+            None if view.in_time_order()
+                && !keep.filters.is_empty()
+                && f.units == i64::MIN
+                && f.cents == i64::MIN =>
+            {
+                for &c in locals {
+                    if orders_reach(view, keep, &attrs, f, c) {
+                        o.push(c);
+                    }
+                }
+                return out;
+            }
+            _ => {}
         }
-        return out;
     }
     for &c in locals {
         let m = match (keep.products, &line_sums) {
@@ -472,6 +491,41 @@ fn no_product_measures(
     }
     m.orders = count.n;
     m
+}
+
+/// Whether `local`'s kept orders (of a chunk in time order, without a
+/// product filter) reach `floors` on orders and lines, counted a few
+/// orders at a time and left once they are reached.
+fn orders_reach(
+    view: &ChunkView,
+    keep: &Keep,
+    attrs: &OrderFilters,
+    floors: Floors,
+    local: usize,
+) -> bool {
+    const LINES: RunTotals = RunTotals {
+        lines: 1,
+        units: 0,
+        cents: 0,
+    };
+    let run = keep.candidate_orders(view, local);
+    let count_lines = floors.lines != i64::MIN;
+    let (mut orders, mut lines) = (0i64, 0i64);
+    let mut from = run.start;
+    loop {
+        let to = run.end.min(from + REACH_STEP);
+        for i in from..to {
+            let take = -i64::from(attrs.ok(view, i));
+            orders -= take;
+            if count_lines {
+                lines += view.run_totals_of(i..i + 1, LINES).lines & take;
+            }
+        }
+        if floors.met(orders, lines, 0, 0) || to == run.end {
+            return floors.met(orders, lines, 0, 0);
+        }
+        from = to;
+    }
 }
 
 /// The identity of order `i` for counting distinct orders: in a chunk in
@@ -768,14 +822,15 @@ mod tests {
                         // Floors, where given, decide as the test does:
                         // lower bounds, and nothing else that binds.
                         if let Some(f) = test.floors()
-                            && let (Ok(l), Ok(u), Ok(c)) = (
+                            && let (Ok(o), Ok(l), Ok(u), Ok(c)) = (
+                                i64::try_from(m.orders),
                                 i64::try_from(m.lines),
                                 i64::try_from(m.units),
                                 i64::try_from(m.cents),
                             )
                         {
                             assert_eq!(
-                                f.met(l, u, c),
+                                f.met(o, l, u, c),
                                 having_holds(having, &m),
                                 "{having:?} at {m:?}"
                             );
