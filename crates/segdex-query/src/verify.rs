@@ -398,10 +398,10 @@ pub(crate) fn passing(
     let tests: Vec<HavingTest> = havings.iter().map(|h| HavingTest::new(h)).collect();
     // One test of lower bounds that only grow along a customer's lines
     // (or orders): they are read only until the bounds are reached.
-    let floors = tests
-        .first()
-        .filter(|_| tests.len() == 1)
-        .and_then(HavingTest::floors);
+    let floors = match &tests[..] {
+        [t] => t.floors(),
+        _ => None,
+    };
     if let (Some(f), Some(o)) = (floors, out.first_mut()) {
         match &line_sums {
             // Lines in one range: no order count, no negative sums.
