@@ -319,18 +319,10 @@ fn files_of_one_table_must_agree() {
     assert_has(&err_text(&data), &["b.parquet", "product_id"]);
 }
 
-fn built(dir: &Path) -> std::path::PathBuf {
-    let data = dir.join("data");
-    small_dataset(&data);
-    let out = dir.join("index");
-    build(&data, &out).unwrap();
-    out
-}
-
 #[test]
 fn corrupt_indexes_are_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = built(dir.path());
+    let out = built_sample(dir.path());
     let seg = out.join("index.seg");
     let good = std::fs::read(&seg).unwrap();
 
@@ -398,7 +390,7 @@ fn corrupt_indexes_are_refused_with_a_clear_error() {
 #[test]
 fn a_corrupt_section_fails_the_query_not_the_process() {
     let dir = tempfile::tempdir().unwrap();
-    let out = built(dir.path());
+    let out = built_sample(dir.path());
     let seg = out.join("index.seg");
     let mut bytes = std::fs::read(&seg).unwrap();
     // Flip a byte early in the data (the first sections hold bitmaps).
@@ -430,7 +422,7 @@ fn a_corrupt_section_fails_the_query_not_the_process() {
 #[test]
 fn segment_errors_name_segment_and_path() {
     let dir = tempfile::tempdir().unwrap();
-    let out = built(dir.path());
+    let out = built_sample(dir.path());
     let index = Index::open(&out).unwrap();
     let cases = [
         (

@@ -38,17 +38,13 @@ fn ids_stored_columns_and_lifetime_spend() {
     assert_eq!(index.lifetime_cents(&rows).unwrap(), [8550, 0, 3999, 0]);
 }
 
-/// An index over `ids` (customers in that file order, `first_name` of each
-/// "n" and its id) with no orders.
 /// The sample of `small_dataset`, built under `dir` and opened.
 fn small_index(dir: &Path) -> Index {
-    let data = dir.join("data");
-    small_dataset(&data);
-    let out = dir.join("index");
-    build(&data, &out).unwrap();
-    Index::open(&out).unwrap()
+    Index::open(&built_sample(dir)).unwrap()
 }
 
+/// An index over `ids` (customers in that file order, `first_name` of each
+/// "n" and its id) with no orders.
 fn ids_only_index(dir: &Path, ids: ArrayRef, names: &[String]) -> Index {
     let data = dir.join("data");
     let names: Vec<&str> = names.iter().map(String::as_str).collect();

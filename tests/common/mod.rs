@@ -177,3 +177,13 @@ pub fn small_dataset(dir: &Path) {
 pub fn build(data: &Path, out: &Path) -> Result<segdex::BuildSummary, segdex::IndexError> {
     segdex::build_index(data, None, out, &segdex::BuildOptions::default(), &|_| {})
 }
+
+/// The sample of [`small_dataset`] written under `dir/data` and built into
+/// `dir/index`; the index directory.
+pub fn built_sample(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    small_dataset(&data);
+    let out = dir.join("index");
+    build(&data, &out).unwrap();
+    out
+}
