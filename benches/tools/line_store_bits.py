@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """How many bytes the line store's columns take, and would take bit-packed.
 
-Usage: python3 benches/tools/line_store_bits.py target/bench/c1000000/index
+Usage: python3 benches/tools/line_store_bits.py INDEX_DIR [DUMP_DIR]
+
+With DUMP_DIR it also writes the line-store sections to `DUMP_DIR/lines.bin`
+and every other section to `DUMP_DIR/rest.bin`, each concatenated, for
+measuring a general-purpose compressor on them (`zstd -b3 DUMP_DIR/*.bin`).
 
 Reads an index directory (format 7) with the standard library only: the
 section table of `index.seg` (segdex_bitmap::sections), the meta JSON it
@@ -37,7 +41,7 @@ def max_bits(body: bytes, width: int) -> int:
     return 0
 
 
-def main(index_dir: str) -> None:
+def main(index_dir: str, dump_dir: str | None) -> None:
     manifest = json.load(open(f"{index_dir}/manifest.json"))
     data = open(f"{index_dir}/{manifest['data_file']}", "rb").read()
     table_offset, n, _, _ = struct.unpack("<QQQ8s", data[-32:])
@@ -59,6 +63,11 @@ def main(index_dir: str) -> None:
             stored[name] += count * width
             packed[name] += (count * max_bits(body, width) + 7) // 8
             offset += (32 + count * width + 8 + 7) // 8 * 8
+    if dump_dir is not None:
+        chunks = set(meta["purchases"]["chunks"])
+        with open(f"{dump_dir}/lines.bin", "wb") as lines, open(f"{dump_dir}/rest.bin", "wb") as rest:
+            for i in range(n):
+                (lines if i in chunks else rest).write(section(i))
     for name in COLUMNS:
         print(f"{name:11s} stored {stored[name] / 1e6:7.2f} MB   bit-packed {packed[name] / 1e6:7.2f} MB")
     a, b = sum(stored.values()), sum(packed.values())
@@ -66,6 +75,6 @@ def main(index_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) == 3 else None)
