@@ -789,6 +789,11 @@ pub fn random_case(seed: u64, dir: &Path) -> Case {
             g.boundary_instants.push(inst);
         }
     }
+    // A late as-of, after every order (orders fall on days up to R + 225),
+    // so windows that reach back to the first order keep every order: the
+    // engine's all-time path. Not an as-of day of `near_day`, so no order
+    // is generated near it.
+    as_ofs.push(fmt_day(r + 400));
 
     // ---- layout
     let use_mapping = g.rng.pct(40);
