@@ -138,14 +138,6 @@ pub(crate) struct Floors {
 }
 
 impl Floors {
-    /// No bound at all.
-    pub(crate) const NONE: Floors = Floors {
-        orders: i64::MIN,
-        lines: i64::MIN,
-        units: i64::MIN,
-        cents: i64::MIN,
-    };
-
     /// Whether `orders`, `lines`, `units` and `cents` are each at least
     /// their floor.
     #[inline(always)]
