@@ -93,6 +93,8 @@ pub struct Evaluator<'a> {
     hits: AtomicU64,
     misses: AtomicU64,
     family_walks: AtomicU64,
+    /// See [`Evaluator::with_family_min_share`].
+    family_min_share: u64,
 }
 
 /// How much sharing of identical sub-conditions saved.
@@ -192,7 +194,18 @@ impl<'a> Evaluator<'a> {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             family_walks: AtomicU64::new(0),
+            family_min_share: FAMILY_MIN_SHARE,
         }
+    }
+
+    /// Sets when a family of product conditions is measured in one walk:
+    /// when its members' candidates, added up, are at least `share` times
+    /// the walk's candidates (default 4; 0 walks every family). The
+    /// answers are the same either way; tests use 0 to exercise the walk
+    /// on small data.
+    pub fn with_family_min_share(mut self, share: u64) -> Self {
+        self.family_min_share = share;
+        self
     }
 
     /// Turns sharing of identical sub-conditions off (to measure it).
@@ -1480,11 +1493,22 @@ impl<'a> Evaluator<'a> {
                 if products.pairs() > 2 * n_products.max(1) {
                     return Ok(None);
                 }
-                let mut bought: Vec<u32> = lists.concat();
-                bought.sort_unstable();
-                bought.dedup();
-                let cand =
-                    self.purchase_candidates(Some(&bought), false, &head.filters, &span, None)?;
+                // The walk reads each candidate's lines once for every
+                // member; one by one, a customer's lines are read once per
+                // member they may pass, with early stops and masks the
+                // walk lacks. The walk pays only when a candidate is one
+                // of several members' on average.
+                let mut cand = Bitmap::new();
+                let mut member_candidates = 0u64;
+                for list in &lists {
+                    let c =
+                        self.purchase_candidates(Some(list), false, &head.filters, &span, None)?;
+                    member_candidates += c.len();
+                    cand |= c;
+                }
+                if member_candidates < self.family_min_share.saturating_mul(cand.len()) {
+                    return Ok(None);
+                }
                 let keep = self.keep(None, &head.filters, span.lo, span.hi, false);
                 Some(self.chunk_lists(&cand, at_zero.len(), |view, locals| {
                     family::member_lists(view, &keep, &products, &tests, locals)
@@ -1533,6 +1557,14 @@ impl<'a> Evaluator<'a> {
         ))
     }
 }
+
+/// A family of products is measured in one walk only when its members'
+/// candidates add up to this many times the candidates of the walk: the
+/// walk costs several times a member's own line loop per line (at 1M, the
+/// suite's four all-time product conditions, 3.1 members a candidate,
+/// took 186 ms as a walk and 73 ms one by one), and the recalculation
+/// bench's brand family (21 members, 8.1 a candidate) still walks.
+const FAMILY_MIN_SHARE: u64 = 4;
 
 /// Below this many bitmaps a union runs on one thread (see [`union_par`]).
 const UNION_SPLIT: usize = 64;
