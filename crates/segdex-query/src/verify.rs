@@ -435,8 +435,8 @@ pub(crate) fn passing(
     }
     if keep.whole && keep.products.is_none() && keep.filters.is_empty() && view.in_time_order() {
         // Every order is kept: each customer's all-time totals, in a loop
-        // with no window search (a third faster than the general loop
-        // below for one test on 750k candidates).
+        // with no window search (at 1M on one thread, 8 to 25 % faster
+        // than the general loop below on 750k candidates).
         for &c in locals {
             let orders = view.order_range(c);
             let mut m = Measures {
