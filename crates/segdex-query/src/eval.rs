@@ -946,9 +946,28 @@ impl<'a> Evaluator<'a> {
                 acc.expect("at least one child")
             }
             Node::Any(children) => {
-                let children: Vec<&Node> = children.iter().collect();
-                let parts = self.eval_each(&children, mask)?;
-                let u = union_all(parts.iter());
+                // Bitmap-only children first, in parallel; then the
+                // conditions that read the line store, cheapest first, each
+                // only on the customers no earlier child has let in.
+                let (cheap, mut costly): (Vec<&Node>, Vec<&Node>) =
+                    children.iter().partition(|c| cost(c) == 0);
+                costly.sort_by_key(|c| cost(c));
+                let parts = self.eval_each(&cheap, mask)?;
+                let mut u = union_all(parts.iter());
+                for (i, c) in costly.into_iter().enumerate() {
+                    if i == 0 && u.is_empty() {
+                        u = self.eval(c, mask)?;
+                        continue;
+                    }
+                    let rest = match mask {
+                        Some(m) => m - &u,
+                        None => self.everyone() - &u,
+                    };
+                    if rest.is_empty() {
+                        break;
+                    }
+                    u |= self.eval(c, Some(&rest))?;
+                }
                 match mask {
                     Some(m) => u & m,
                     None => u,
