@@ -919,13 +919,9 @@ impl<'a> Evaluator<'a> {
                 if children.is_empty() {
                     return Ok(mask.cloned().unwrap_or_else(|| self.everyone()));
                 }
-                // Bitmap-only children first, in parallel; then the
-                // conditions that read the line store, cheapest first, each
-                // only on the customers still in the running.
-                let (cheap, mut costly): (Vec<&Node>, Vec<&Node>) =
-                    children.iter().partition(|c| cost(c) == 0);
-                costly.sort_by_key(|c| cost(c));
-                let parts = self.eval_each(&cheap, mask)?;
+                // The conditions that read the line store run only on the
+                // customers still in the running.
+                let (parts, costly) = self.cheap_then_costly(children, mask)?;
                 let mut acc: Option<Bitmap> = mask.cloned();
                 for b in parts {
                     acc = Some(match acc {
@@ -946,13 +942,9 @@ impl<'a> Evaluator<'a> {
                 acc.expect("at least one child")
             }
             Node::Any(children) => {
-                // Bitmap-only children first, in parallel; then the
-                // conditions that read the line store, cheapest first, each
-                // only on the customers no earlier child has let in.
-                let (cheap, mut costly): (Vec<&Node>, Vec<&Node>) =
-                    children.iter().partition(|c| cost(c) == 0);
-                costly.sort_by_key(|c| cost(c));
-                let parts = self.eval_each(&cheap, mask)?;
+                // The conditions that read the line store run only on the
+                // customers no earlier child has let in.
+                let (parts, costly) = self.cheap_then_costly(children, mask)?;
                 let mut u = union_all(parts.iter());
                 for (i, c) in costly.into_iter().enumerate() {
                     if i == 0 && u.is_empty() {
@@ -1087,19 +1079,24 @@ impl<'a> Evaluator<'a> {
         Ok(base.as_ref() - self.union_of(secs)?)
     }
 
-    /// Evaluates each of `nodes`: in parallel when one reads the line
-    /// store, else in turn (bitmap-only work takes microseconds, less than
-    /// waking a second thread costs).
-    fn eval_each(
+    /// The first step of an `all` or `any`: its bitmap-only children
+    /// evaluated in turn (microseconds each, less than waking a second
+    /// thread costs), and the children that read the line store, cheapest
+    /// first, for the caller to run one at a time on the customers still
+    /// undecided (each is parallel over chunks).
+    fn cheap_then_costly<'n>(
         &self,
-        nodes: &[&Node<'a>],
+        children: &'n [Node<'a>],
         mask: Option<&Bitmap>,
-    ) -> Result<Vec<Bitmap>, QueryError> {
-        if nodes.iter().all(|c| cost(c) == 0) {
-            nodes.iter().map(|c| self.eval(c, mask)).collect()
-        } else {
-            nodes.par_iter().map(|c| self.eval(c, mask)).collect()
-        }
+    ) -> Result<(Vec<Bitmap>, Vec<&'n Node<'a>>), QueryError> {
+        let (cheap, mut costly): (Vec<&Node>, Vec<&Node>) =
+            children.iter().partition(|c| cost(c) == 0);
+        costly.sort_by_key(|c| cost(c));
+        let parts = cheap
+            .iter()
+            .map(|c| self.eval(c, mask))
+            .collect::<Result<_, _>>()?;
+        Ok((parts, costly))
     }
 
     fn eval_purchase(
@@ -1279,15 +1276,32 @@ impl<'a> Evaluator<'a> {
         if let Some(m) = mask {
             cand &= m;
         }
+        if let Some(allowed) = self.filter_customers(filters)? {
+            cand &= allowed;
+        }
+        Ok(cand)
+    }
+
+    /// The customers with an allowed value of every order-attribute filter
+    /// (`None` when there is no filter).
+    fn filter_customers(
+        &self,
+        filters: &[AttrFilter],
+    ) -> Result<Option<Bitmap>, segdex_index::IndexError> {
+        let mut out: Option<Bitmap> = None;
         for f in filters {
             let maps = f
                 .sections
                 .iter()
-                .map(|&s| index.bitmap(s))
+                .map(|&s| self.index.bitmap(s))
                 .collect::<Result<Vec<_>, _>>()?;
-            cand &= union_par(&maps);
+            let allowed = union_par(&maps);
+            out = Some(match out {
+                Some(o) => o & allowed,
+                None => allowed,
+            });
         }
-        Ok(cand)
+        Ok(out)
     }
 
     /// Whether each customer bought an allowed product in days `lo..=hi`
@@ -1517,13 +1531,20 @@ impl<'a> Evaluator<'a> {
                 // member they may pass, with early stops and masks the
                 // walk lacks. The walk pays only when a candidate is one
                 // of several members' on average.
+                // The filters are the same for every member: applied once.
+                let allowed = self.filter_customers(&head.filters)?;
                 let mut cand = Bitmap::new();
                 let mut member_candidates = 0u64;
                 for list in &lists {
-                    let c =
-                        self.purchase_candidates(Some(list), false, &head.filters, &span, None)?;
-                    member_candidates += c.len();
+                    let c = self.purchase_candidates(Some(list), false, &[], &span, None)?;
+                    member_candidates += match &allowed {
+                        Some(a) => c.intersection_len(a),
+                        None => c.len(),
+                    };
                     cand |= c;
+                }
+                if let Some(a) = &allowed {
+                    cand &= a;
                 }
                 if member_candidates < self.family_min_share.saturating_mul(cand.len()) {
                     return Ok(None);
