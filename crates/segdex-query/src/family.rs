@@ -20,7 +20,7 @@ use crate::Catalog;
 use crate::lang::{CmpOp, Condition, Decimal, Measure, Purchase, is_order_key};
 use crate::line_sums::{LineSums, Need};
 use crate::verify::{AttrFilter, HavingTest, Keep, Measures, OrderCount, OrderFilters, order_id};
-use segdex_index::chunk::{ChunkView, NULL_VALUE};
+use segdex_index::chunk::{ChunkView, NULL_VALUE, Reads};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -301,11 +301,12 @@ fn tally_orders<'t>(
     keep: &Keep,
     tests: &'t [MemberTests<'t>],
     locals: &[usize],
+    reads: Reads,
     mut add: impl FnMut(&mut Tally, usize, i64),
 ) -> Vec<Vec<usize>> {
     let mut tally = Tally::new(tests);
     let attrs = OrderFilters::new(view, keep.filters);
-    for &c in locals {
+    for c in view.prefetching(locals, reads) {
         for i in keep.candidate_orders(view, c) {
             if keep.candidate_kept(view, &attrs, i) {
                 add(&mut tally, i, order_id(view, i));
@@ -327,14 +328,24 @@ pub(crate) fn member_lists<'t>(
     locals: &[usize],
 ) -> Vec<Vec<usize>> {
     let cols = view.line_columns();
-    tally_orders(view, keep, tests, locals, |tally, i, order| {
-        for j in view.line_range(i) {
-            let line = (1, cols.qty.get(j), cols.cents.get(j));
-            for &m in products.of(cols.product.get(j)) {
-                tally.add(m, order, line);
+    tally_orders(
+        view,
+        keep,
+        tests,
+        locals,
+        Reads {
+            lines: true,
+            totals: false,
+        },
+        |tally, i, order| {
+            for j in view.line_range(i) {
+                let line = (1, cols.qty.get(j), cols.cents.get(j));
+                for &m in products.of(cols.product.get(j)) {
+                    tally.add(m, order, line);
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Which members keep each value of one order attribute.
@@ -406,28 +417,38 @@ pub(crate) fn order_value_lists<'t>(
     let sums = keep
         .products
         .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed, Need::ALL));
-    tally_orders(view, keep, tests, locals, |tally, i, order| {
-        let v = view.order_attr(values.attr, i);
-        let of = values
-            .members
-            .of(if v == NULL_VALUE { values.null_slot } else { v });
-        if of.is_empty() {
-            return;
-        }
-        let sums = match &sums {
-            None => {
-                let t = view.run_totals(i..i + 1);
-                (t.lines, t.units, t.cents)
+    tally_orders(
+        view,
+        keep,
+        tests,
+        locals,
+        Reads {
+            lines: keep.products.is_some(),
+            totals: keep.products.is_none(),
+        },
+        |tally, i, order| {
+            let v = view.order_attr(values.attr, i);
+            let of = values
+                .members
+                .of(if v == NULL_VALUE { values.null_slot } else { v });
+            if of.is_empty() {
+                return;
             }
-            Some(sums) => match sums.of(view.line_range(i)) {
-                (0, _, _) => return,
-                sums => sums,
-            },
-        };
-        for &m in of {
-            tally.add(m, order, sums);
-        }
-    })
+            let sums = match &sums {
+                None => {
+                    let t = view.run_totals(i..i + 1);
+                    (t.lines, t.units, t.cents)
+                }
+                Some(sums) => match sums.of(view.line_range(i)) {
+                    (0, _, _) => return,
+                    sums => sums,
+                },
+            };
+            for &m in of {
+                tally.add(m, order, sums);
+            }
+        },
+    )
 }
 
 #[cfg(test)]
