@@ -892,7 +892,10 @@ impl<'a> Evaluator<'a> {
             }
         }
         let products = products.map(|set| {
-            let mut mask = vec![false; n_products];
+            // Padded with slots never allowed to a power of two above the
+            // products: the line loops use the mask itself as their table
+            // where a chunk's products start at 0 (`LineSums`).
+            let mut mask = vec![false; (n_products + 1).next_power_of_two()];
             for p in set.iter() {
                 mask[p as usize] = true;
             }
@@ -1426,7 +1429,8 @@ impl<'a> Evaluator<'a> {
 
     /// Runs `check` on the candidates of each chunk (local numbers,
     /// ascending, in blocks of at most [`CHECK_BLOCK`]), in parallel tasks
-    /// of [`TASK_ROWS`] rows (a quarter of a chunk); `check` returns `n`
+    /// of a chunk or, with few chunks, of a quarter chunk (see
+    /// [`CHUNKS_PER_THREAD`]); `check` returns `n`
     /// lists of local numbers, gathered here into `n` bitmaps of rows.
     /// Blocks keep the lists small and reused: a chunk's whole candidate
     /// list would be a fresh allocation of up to half a megabyte per chunk
@@ -1440,21 +1444,29 @@ impl<'a> Evaluator<'a> {
         let (Some(first), Some(last)) = (cand.min(), cand.max()) else {
             return Ok(vec![Bitmap::new(); n]);
         };
+        // Quarter chunks only when there are few chunks a thread: more
+        // tasks cost the dense loops a few percent (at 10M, 153 chunks).
+        let chunks = (last / CHUNK_ROWS - first / CHUNK_ROWS + 1) as usize;
+        let task_rows = if chunks < CHUNKS_PER_THREAD * rayon::current_num_threads() {
+            CHUNK_ROWS / 4
+        } else {
+            CHUNK_ROWS
+        };
         // Each task's candidates are read, checked and turned back into a
-        // bitmap of its rows; a chunk's tasks fill parts of one container
-        // each, which the union below merges.
-        let parts = (first / TASK_ROWS..=last / TASK_ROWS)
+        // bitmap of its rows; a chunk's quarters fill parts of one
+        // container each, which the union below merges.
+        let parts = (first / task_rows..=last / task_rows)
             .into_par_iter()
             .map(|t| -> Result<Vec<Bitmap>, segdex_index::IndexError> {
-                let start = t * TASK_ROWS;
+                let start = t * task_rows;
                 let k = start / CHUNK_ROWS;
                 // Local numbers count from the chunk's first row.
                 let base = k * CHUNK_ROWS;
-                let mut rows = cand.range(start..start.saturating_add(TASK_ROWS));
+                let mut rows = cand.range(start..start.saturating_add(task_rows));
                 // Candidates are read a block at a time (roaring's
                 // `next_many`), and each answer is set in a bit array of
-                // the task's rows that becomes one container's part at the
-                // end: neither costs a call per customer.
+                // the task's rows that becomes one container (or part of
+                // one) at the end: neither costs a call per customer.
                 let mut buf = vec![0u32; CHECK_BLOCK];
                 let mut got = rows.next_many(&mut buf).len();
                 if got == 0 {
@@ -1462,7 +1474,7 @@ impl<'a> Evaluator<'a> {
                 }
                 let view = self.index.chunk(k as usize)?;
                 let skip = (start - base) as usize;
-                let mut bits = vec![vec![0u8; TASK_ROWS as usize / 8]; n];
+                let mut bits = vec![vec![0u8; task_rows as usize / 8]; n];
                 let mut block = Vec::with_capacity(CHECK_BLOCK);
                 while got > 0 {
                     block.clear();
@@ -1636,10 +1648,12 @@ fn union_par<B: AsRef<Bitmap> + Sync>(maps: &[B]) -> Bitmap {
 /// [`Evaluator::chunk_lists`]).
 const CHECK_BLOCK: usize = 4096;
 
-/// Rows of one parallel task of [`Evaluator::chunk_lists`]: a quarter of a
-/// chunk, so that two threads share 16 chunks (1M customers) evenly; with
-/// one task a chunk, a thread was left idle for 7 % of a segment's time.
-const TASK_ROWS: u32 = CHUNK_ROWS / 4;
+/// Below this many chunks a thread, [`Evaluator::chunk_lists`] checks
+/// quarter chunks in parallel, not whole ones, so that two threads share 16
+/// chunks (1M customers) evenly: with a task a chunk, the suite on two
+/// threads took 1 / 1.84 of its time on one, for the same CPU time (a
+/// thread sat idle at the end).
+const CHUNKS_PER_THREAD: usize = 16;
 
 /// The days a purchase window keeps, clipped to the days with orders.
 #[derive(Debug, Clone, Copy)]
