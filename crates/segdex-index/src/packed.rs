@@ -12,6 +12,7 @@
 //! multiple of 8.
 
 const HEADER: usize = 32;
+const SLACK: usize = 8;
 
 /// Asks the CPU to start loading the cache line holding `r` (a no-op where
 /// the architecture has no such hint here). Loops over scattered customers
@@ -29,7 +30,6 @@ pub fn prefetch_read<T>(r: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = r;
 }
-const SLACK: usize = 8;
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
