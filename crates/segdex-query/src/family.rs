@@ -295,15 +295,21 @@ impl Tally {
 /// Walks the kept orders of each of one chunk's candidates (local numbers,
 /// ascending), giving each order (position, identity) to `add`, then tests
 /// the candidate: one list per test, in member order then test order (see
-/// [`Tally::close`]).
+/// [`Tally::close`]). `reads_lines`: whether `add` reads the orders' lines
+/// (else their running totals), for [`ChunkView::prefetching`].
 fn tally_orders<'t>(
     view: &ChunkView,
     keep: &Keep,
     tests: &'t [MemberTests<'t>],
     locals: &[usize],
-    reads: Reads,
+    reads_lines: bool,
     mut add: impl FnMut(&mut Tally, usize, i64),
 ) -> Vec<Vec<usize>> {
+    // A walk reads either lines or the orders' running totals.
+    let reads = Reads {
+        lines: reads_lines,
+        totals: !reads_lines,
+    };
     let mut tally = Tally::new(tests);
     let attrs = OrderFilters::new(view, keep.filters);
     for c in view.prefetching(locals, reads) {
@@ -328,24 +334,14 @@ pub(crate) fn member_lists<'t>(
     locals: &[usize],
 ) -> Vec<Vec<usize>> {
     let cols = view.line_columns();
-    tally_orders(
-        view,
-        keep,
-        tests,
-        locals,
-        Reads {
-            lines: true,
-            totals: false,
-        },
-        |tally, i, order| {
-            for j in view.line_range(i) {
-                let line = (1, cols.qty.get(j), cols.cents.get(j));
-                for &m in products.of(cols.product.get(j)) {
-                    tally.add(m, order, line);
-                }
+    tally_orders(view, keep, tests, locals, true, |tally, i, order| {
+        for j in view.line_range(i) {
+            let line = (1, cols.qty.get(j), cols.cents.get(j));
+            for &m in products.of(cols.product.get(j)) {
+                tally.add(m, order, line);
             }
-        },
-    )
+        }
+    })
 }
 
 /// Which members keep each value of one order attribute.
@@ -417,38 +413,29 @@ pub(crate) fn order_value_lists<'t>(
     let sums = keep
         .products
         .map(|(allowed, _)| LineSums::new(view.line_columns(), allowed, Need::ALL));
-    tally_orders(
-        view,
-        keep,
-        tests,
-        locals,
-        Reads {
-            lines: keep.products.is_some(),
-            totals: keep.products.is_none(),
-        },
-        |tally, i, order| {
-            let v = view.order_attr(values.attr, i);
-            let of = values
-                .members
-                .of(if v == NULL_VALUE { values.null_slot } else { v });
-            if of.is_empty() {
-                return;
+    let reads_lines = keep.products.is_some();
+    tally_orders(view, keep, tests, locals, reads_lines, |tally, i, order| {
+        let v = view.order_attr(values.attr, i);
+        let of = values
+            .members
+            .of(if v == NULL_VALUE { values.null_slot } else { v });
+        if of.is_empty() {
+            return;
+        }
+        let sums = match &sums {
+            None => {
+                let t = view.run_totals(i..i + 1);
+                (t.lines, t.units, t.cents)
             }
-            let sums = match &sums {
-                None => {
-                    let t = view.run_totals(i..i + 1);
-                    (t.lines, t.units, t.cents)
-                }
-                Some(sums) => match sums.of(view.line_range(i)) {
-                    (0, _, _) => return,
-                    sums => sums,
-                },
-            };
-            for &m in of {
-                tally.add(m, order, sums);
-            }
-        },
-    )
+            Some(sums) => match sums.of(view.line_range(i)) {
+                (0, _, _) => return,
+                sums => sums,
+            },
+        };
+        for &m in of {
+            tally.add(m, order, sums);
+        }
+    })
 }
 
 #[cfg(test)]
