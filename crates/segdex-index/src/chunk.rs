@@ -300,17 +300,6 @@ impl ChunkWriter {
     }
 }
 
-/// What a loop over customers reads of each, for
-/// [`ChunkView::prefetching`] (besides their orders' days and line
-/// starts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reads {
-    /// The product, quantity and cents of their lines.
-    pub lines: bool,
-    /// Running totals of units and cents over their orders.
-    pub totals: bool,
-}
-
 /// The candidates of [`ChunkView::prefetching`], each given after the
 /// hints for those a few ahead of it.
 pub struct Prefetching<'l, 'a> {
@@ -318,7 +307,6 @@ pub struct Prefetching<'l, 'a> {
     locals: &'l [usize],
     next: usize,
     hinted: bool,
-    totals: bool,
 }
 
 impl Iterator for Prefetching<'_, '_> {
@@ -329,7 +317,7 @@ impl Iterator for Prefetching<'_, '_> {
         let k = self.next;
         let c = *self.locals.get(k)?;
         if self.hinted {
-            self.view.hint_ahead(self.locals, k, self.totals);
+            self.view.hint_ahead(self.locals, k);
         }
         self.next = k + 1;
         Some(c)
@@ -556,7 +544,7 @@ impl<'a> ChunkView<'a> {
     /// CPU to load, a few customers ahead, what the loop reads of them:
     /// first the customer's entry in the order index, then (that entry
     /// loaded) the ends of its order columns, then (those loaded) its
-    /// lines. Only for loops that read lines (`reads.lines`) over sparse
+    /// lines. Only for loops that read lines (`reads_lines`) over sparse
     /// candidates: those are scattered through a chunk larger than the
     /// cache, and each one's reads depend on the last (customer → orders
     /// → lines), so that without the hints each waits on memory three
@@ -565,35 +553,29 @@ impl<'a> ChunkView<'a> {
     /// too little a customer for the hints to pay: they get the plain
     /// sequence.
     #[inline(always)]
-    pub fn prefetching<'l>(&self, locals: &'l [usize], reads: Reads) -> Prefetching<'l, 'a> {
+    pub fn prefetching<'l>(&self, locals: &'l [usize], reads_lines: bool) -> Prefetching<'l, 'a> {
         let span = match (locals.first(), locals.last()) {
             (Some(a), Some(b)) => b - a + 1,
             _ => 0,
         };
-        let hinted = reads.lines && locals.len() * SPARSE <= span;
+        let hinted = reads_lines && locals.len() * SPARSE <= span;
         Prefetching {
             view: *self,
             locals,
             next: 0,
             hinted,
-            totals: reads.totals,
         }
     }
 
     /// The hints [`Self::prefetching`] gives before candidate `k`.
     #[inline(always)]
-    fn hint_ahead(&self, locals: &[usize], k: usize, totals: bool) {
+    fn hint_ahead(&self, locals: &[usize], k: usize) {
         if let Some(&x) = locals.get(k + PREFETCH_CUSTOMER) {
             self.cols[C_CUST_START].prefetch(x);
         }
         if let Some(&x) = locals.get(k + PREFETCH_ORDERS) {
             let orders = self.order_range(x);
-            let cols: &[usize] = if totals {
-                &[C_DAY, C_LINE_START, C_CUM_UNITS, C_CUM_CENTS]
-            } else {
-                &[C_DAY, C_LINE_START]
-            };
-            for &col in cols {
+            for col in [C_DAY, C_LINE_START] {
                 self.cols[col].prefetch(orders.start);
                 self.cols[col].prefetch(orders.end);
             }
@@ -798,23 +780,15 @@ mod tests {
         let w = random_chunk(7, 500, |x| (x % 5000) as i64);
         let bytes = w.encode().unwrap();
         let v = ChunkView::parse(&bytes).unwrap();
-        let reads = Reads {
-            lines: true,
-            totals: true,
-        };
         // Sparse (hinted), dense (not hinted), short and empty lists.
         for step in [1usize, 3, 9, 40, 499] {
             let locals: Vec<usize> = (0..500).step_by(step).collect();
-            let it = v.prefetching(&locals, reads);
+            let it = v.prefetching(&locals, true);
             assert_eq!(it.hinted, step >= SPARSE, "step {step}");
             assert_eq!(it.collect::<Vec<_>>(), locals, "step {step}");
-            let orders_only = Reads {
-                lines: false,
-                totals: true,
-            };
-            assert!(!v.prefetching(&locals, orders_only).hinted);
+            assert!(!v.prefetching(&locals, false).hinted);
         }
-        assert_eq!(v.prefetching(&[], reads).count(), 0);
+        assert_eq!(v.prefetching(&[], true).count(), 0);
     }
 
     /// A chunk of `customers` customers with pseudo-random orders and lines

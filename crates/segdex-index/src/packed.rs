@@ -19,7 +19,7 @@ const SLACK: usize = 8;
 /// wait on memory more than they compute; a load started a few customers
 /// ahead overlaps those waits.
 #[inline(always)]
-pub fn prefetch_read<T>(r: &T) {
+fn prefetch_read<T>(r: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch only hints the cache; it reads nothing the
     // program sees and cannot fault, and `r` is a live reference anyway.

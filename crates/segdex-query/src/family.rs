@@ -20,7 +20,7 @@ use crate::Catalog;
 use crate::lang::{CmpOp, Condition, Decimal, Measure, Purchase, is_order_key};
 use crate::line_sums::{LineSums, Need};
 use crate::verify::{AttrFilter, HavingTest, Keep, Measures, OrderCount, OrderFilters, order_id};
-use segdex_index::chunk::{ChunkView, NULL_VALUE, Reads};
+use segdex_index::chunk::{ChunkView, NULL_VALUE};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -305,14 +305,9 @@ fn tally_orders<'t>(
     reads_lines: bool,
     mut add: impl FnMut(&mut Tally, usize, i64),
 ) -> Vec<Vec<usize>> {
-    // A walk reads either lines or the orders' running totals.
-    let reads = Reads {
-        lines: reads_lines,
-        totals: !reads_lines,
-    };
     let mut tally = Tally::new(tests);
     let attrs = OrderFilters::new(view, keep.filters);
-    for c in view.prefetching(locals, reads) {
+    for c in view.prefetching(locals, reads_lines) {
         for i in keep.candidate_orders(view, c) {
             if keep.candidate_kept(view, &attrs, i) {
                 add(&mut tally, i, order_id(view, i));
