@@ -257,20 +257,27 @@ fn child_query(index_dir: &Path, suite: &Path, as_of: &str, repeat: usize) -> Re
     let t = Instant::now();
     Evaluator::new(&index, &catalog, as_of).evaluate(&codes[0])?;
     let first_query_ms = t.elapsed().as_secs_f64() * 1e3 + open_ms;
-    let mut segments = serde_json::Map::new();
-    for code in &codes {
-        let mut times = Vec::with_capacity(repeat);
-        let mut members = None;
-        for _ in 0..repeat.max(1) {
+    // Rounds over the whole suite, not a segment's runs back to back: a
+    // burst of load from elsewhere on the machine then slows one run of
+    // several segments, which the median drops, rather than every run of
+    // one segment.
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(repeat); codes.len()];
+    let mut prints = Vec::with_capacity(codes.len());
+    for round in 0..repeat.max(1) {
+        for (k, code) in codes.iter().enumerate() {
             // A fresh evaluator each run: nothing carried over but the
             // index's decoded bitmaps, as in a long-running service.
             let eval = Evaluator::new(&index, &catalog, as_of).without_sharing();
             let t = Instant::now();
             let m = eval.evaluate(code)?;
-            times.push(t.elapsed().as_secs_f64());
-            members = Some(m);
+            times[k].push(t.elapsed().as_secs_f64());
+            if round == 0 {
+                prints.push(fingerprint(&index, &m)?);
+            }
         }
-        let (count, sum, sumsq) = fingerprint(&index, &members.expect("ran"))?;
+    }
+    let mut segments = serde_json::Map::new();
+    for ((code, times), (count, sum, sumsq)) in codes.iter().zip(times).zip(prints) {
         segments.insert(
             code.clone(),
             json!({"seconds": times, "count": count, "sum": sum, "sumsq": sumsq}),
