@@ -639,6 +639,11 @@ impl Writer {
         }
         Ok(id)
     }
+    /// A non-empty bitmap already in the portable format.
+    fn serialized_bitmap(&mut self, bytes: &[u8]) -> Result<u32> {
+        self.bitmaps += 1;
+        self.bytes(bytes)
+    }
     fn rows(&mut self, rows: &[u32]) -> Result<u32> {
         let b = Bitmap::from_sorted_iter(rows.iter().copied())
             .map_err(|_| IndexError::Invalid("internal: rows out of order".into()))?;
@@ -1833,8 +1838,13 @@ fn order_permutation(orders: &[OrderRec], first_ns: &[i64], n_customers: u32) ->
     perm
 }
 
+/// Product-months whose bitmaps are built in parallel before being
+/// written (about 1 MB of bitmaps at a time).
+const PRODUCT_MONTH_BATCH: usize = 4096;
+
 /// Writes each product-month's customers from every chunk (the chunks'
-/// groups merged by key, then chunk) and returns the product-month index:
+/// groups merged by key, then chunk; `batch` product-months' bitmaps
+/// built in parallel at a time) and returns the product-month index:
 /// per product the number of entries before it, one more such count, then
 /// the `(month, section)` entries by product and month.
 fn write_product_months(
@@ -1843,6 +1853,7 @@ fn write_product_months(
     n_months: u64,
     first_month: i32,
     w: &mut Writer,
+    batch: usize,
 ) -> Result<Vec<u8>> {
     let mut month_index: Vec<u8> = Vec::new();
     let mut entries: Vec<u8> = Vec::new();
@@ -1855,8 +1866,48 @@ fn write_product_months(
         .filter(|(_, pm)| !pm.groups.is_empty())
         .map(|(c, pm)| Reverse((pm.groups[0].0, c, 0)))
         .collect();
-    while let Some(&Reverse((key, _, _))) = heads.peek() {
-        let mut parts = Vec::new();
+    // The merge is serial and cheap; building and serializing the bitmaps
+    // (most of this step's time) runs in parallel a batch of keys at a
+    // time, and the batch is written in key order.
+    let mut keys: Vec<u64> = Vec::with_capacity(batch);
+    // Each key's (chunk, group) parts, from `ends[k - 1]` to `ends[k]`.
+    let mut parts: Vec<(usize, usize)> = Vec::new();
+    let mut ends: Vec<usize> = Vec::with_capacity(batch);
+    loop {
+        let key = heads.peek().map(|&Reverse((key, _, _))| key);
+        if key.is_none() || keys.len() == batch {
+            let sections: Vec<Result<Vec<u8>>> = (0..keys.len())
+                .into_par_iter()
+                .map(|k| {
+                    let from = if k == 0 { 0 } else { ends[k - 1] };
+                    let rows = Bitmap::from_sorted_iter(
+                        parts[from..ends[k]]
+                            .iter()
+                            .flat_map(|&(c, g)| chunks[c].group_rows(g)),
+                    )
+                    .map_err(|_| {
+                        IndexError::Invalid("internal: product-month rows out of order".into())
+                    })?;
+                    Ok(segdex_bitmap::to_portable_bytes(&rows))
+                })
+                .collect();
+            for (&key, section) in keys.iter().zip(sections) {
+                let (product, slot) = (key / n_months, key % n_months);
+                while next_product <= product {
+                    month_index.extend_from_slice(&count.to_le_bytes());
+                    next_product += 1;
+                }
+                let section = w.serialized_bitmap(&section?)?;
+                let month = first_month + slot as i32;
+                entries.extend_from_slice(&month.to_le_bytes());
+                entries.extend_from_slice(&section.to_le_bytes());
+                count += 1;
+            }
+            keys.clear();
+            parts.clear();
+            ends.clear();
+        }
+        let Some(key) = key else { break };
         while let Some(&Reverse((k, c, g))) = heads.peek()
             && k == key
         {
@@ -1866,21 +1917,8 @@ fn write_product_months(
                 heads.push(Reverse((next.0, c, g + 1)));
             }
         }
-        let (product, slot) = (key / n_months, key % n_months);
-        while next_product <= product {
-            month_index.extend_from_slice(&count.to_le_bytes());
-            next_product += 1;
-        }
-        let rows =
-            Bitmap::from_sorted_iter(parts.iter().flat_map(|&(c, g)| chunks[c].group_rows(g)))
-                .map_err(|_| {
-                    IndexError::Invalid("internal: product-month rows out of order".into())
-                })?;
-        let section = w.bitmap(&rows)?;
-        let month = first_month + slot as i32;
-        entries.extend_from_slice(&month.to_le_bytes());
-        entries.extend_from_slice(&section.to_le_bytes());
-        count += 1;
+        keys.push(key);
+        ends.push(parts.len());
     }
     while next_product < n_products {
         month_index.extend_from_slice(&count.to_le_bytes());
@@ -2146,6 +2184,7 @@ fn write_index(
         n_months,
         first_month,
         &mut w,
+        PRODUCT_MONTH_BATCH,
     )?;
     drop(product_months);
     let product_all_time = w.bytes(&all_time_sections)?;
@@ -2237,4 +2276,70 @@ fn write_index(
         .and_then(|f| f.sync_all())
         .map_err(|e| io_err(&mpath, e))?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The product-month sections and index are the same whatever the
+    /// batch, and hold each product-month's rows from every chunk.
+    #[test]
+    fn product_months_are_written_alike_in_any_batch() {
+        let (n_products, n_months) = (5u64, 4u64);
+        // Chunk c has row r in product-month key k when (r + 3k + c) % 4 == 0,
+        // for rows 0..40 and every key but those of product 2 (none).
+        let key_of = |r: u64, k: u64| (k << 16) | r;
+        let has = |c: u32, k: u64, r: u64| (r + 3 * k + c as u64).is_multiple_of(4);
+        let chunks: Vec<ProductMonths> = (0..3u32)
+            .map(|c| {
+                let keys = (0..n_products * n_months)
+                    .filter(|k| k / n_months != 2)
+                    .flat_map(|k| (0..40u64).map(move |r| (k, r)))
+                    .filter(|&(k, r)| has(c, k, r))
+                    .map(|(k, r)| key_of(r, k))
+                    .rev()
+                    .collect();
+                ProductMonths::from_keys(c * CHUNK_ROWS, keys)
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = Vec::new();
+        for batch in [1, 3, 4096] {
+            let path = dir.path().join(format!("b{batch}"));
+            let mut w = Writer {
+                w: SectionWriter::create(&path).unwrap(),
+                bitmaps: 0,
+                empty: None,
+            };
+            let index =
+                write_product_months(&chunks, n_products, n_months, 600, &mut w, batch).unwrap();
+            assert_eq!(w.bitmaps, (n_products - 1) * n_months);
+            w.w.finish().unwrap();
+            written.push((index, std::fs::read(&path).unwrap(), path));
+        }
+        for (index, bytes, _) in &written[1..] {
+            assert_eq!(index, &written[0].0);
+            assert_eq!(bytes, &written[0].1);
+        }
+        // The entries of product 3, month slot 1: rows of every chunk.
+        let (index, _, path) = &written[0];
+        let word = |i: usize| u32::from_le_bytes(index[4 * i..4 * i + 4].try_into().unwrap());
+        let (before, after) = (word(3), word(4));
+        assert_eq!((word(2), after - before), (word(3), n_months as u32));
+        let entries = 4 * (n_products as usize + 1);
+        let entry = entries + 8 * (before as usize + 1);
+        assert_eq!(word(entry / 4) as i32, 601);
+        let file = segdex_bitmap::SectionFile::open(path).unwrap();
+        let rows = file.bitmap(word(entry / 4 + 1)).unwrap();
+        let k = 3 * n_months + 1;
+        let want: Vec<u32> = (0..3u32)
+            .flat_map(|c| {
+                (0..40u32)
+                    .filter(move |&r| has(c, k, r as u64))
+                    .map(move |r| c * CHUNK_ROWS + r)
+            })
+            .collect();
+        assert_eq!(rows.iter().collect::<Vec<_>>(), want);
+    }
 }
