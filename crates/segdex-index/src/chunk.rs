@@ -324,6 +324,62 @@ impl Iterator for Prefetching<'_, '_> {
     }
 }
 
+/// Most orders of one customer [`ChunkView::window_run_compared`]
+/// compares at once.
+pub const DAY_LANES: usize = 16;
+
+/// For each of the first [`DAY_LANES`] stored two-byte values of `bytes`
+/// (fewer if it is shorter; the missing read as 0), whether it is at least
+/// each of `at` (0 ..= 2^16), as a mask per threshold: bit `k` for value
+/// `k`.
+#[inline(always)]
+fn stored_days_at_least(bytes: &[u8], at: [u32; 3]) -> [u32; 3] {
+    let mut copy = [0u8; 2 * DAY_LANES];
+    let lanes: &[u8; 2 * DAY_LANES] = match bytes.first_chunk() {
+        Some(b) => b,
+        None => {
+            copy[..bytes.len()].copy_from_slice(bytes);
+            &copy
+        }
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmplt_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16,
+            _mm_set1_epi16, _mm_xor_si128,
+        };
+        // SAFETY: SSE2 is part of every x86_64 target; the loads read 16
+        // bytes each at offsets 0 and 16 of a 32-byte array (unaligned
+        // loads allow any address).
+        unsafe {
+            let p = lanes.as_ptr().cast::<__m128i>();
+            // SSE2 compares 16-bit lanes as signed: flip the top bit of
+            // both sides to compare them as unsigned.
+            let bias = _mm_set1_epi16(i16::MIN);
+            let a = _mm_xor_si128(_mm_loadu_si128(p), bias);
+            let b = _mm_xor_si128(_mm_loadu_si128(p.add(1)), bias);
+            at.map(|t| {
+                if t > u32::from(u16::MAX) {
+                    return 0;
+                }
+                let t = _mm_set1_epi16((t as u16 ^ 0x8000) as i16);
+                let below = _mm_packs_epi16(_mm_cmplt_epi16(a, t), _mm_cmplt_epi16(b, t));
+                !(_mm_movemask_epi8(below) as u32) & 0xffff
+            })
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        at.map(|t| {
+            lanes
+                .chunks_exact(2)
+                .enumerate()
+                .filter(|(_, v)| u32::from(u16::from_le_bytes([v[0], v[1]])) >= t)
+                .fold(0, |m, (k, _)| m | 1 << k)
+        })
+    }
+}
+
 /// One chunk's line store, read in place.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkView<'a> {
@@ -473,6 +529,60 @@ impl<'a> ChunkView<'a> {
     #[inline]
     pub fn first_order_after_ns(&self, orders: std::ops::Range<usize>, ns: i64) -> usize {
         first_where_not(orders, |i| self.order_ns(i) <= ns)
+    }
+
+    /// [`Self::window_run`] for dense candidates (an empty run may start
+    /// anywhere in `orders`). A customer of at most [`DAY_LANES`] orders
+    /// whose days are stored in two bytes (the usual case) is done with
+    /// vector compares of all its days at once and no branch on them:
+    /// whether a customer's orders straddle a window's edge is as good as
+    /// random, and the searches' branches cost more than the compares.
+    /// The compares read 32 bytes from the customer's first day, past its
+    /// own when it has fewer orders: for scattered customers that is often
+    /// one more cache line to wait for, so sparse candidates take
+    /// [`Self::window_run`].
+    #[inline]
+    pub fn window_run_compared(
+        &self,
+        orders: std::ops::Range<usize>,
+        lo: i32,
+        hi: i32,
+        clip: Option<Clip>,
+    ) -> std::ops::Range<usize> {
+        let day = self.cols[C_DAY];
+        let n = orders.len();
+        if n <= DAY_LANES && day.width() == 2 && day.scale() == 1 {
+            // Stored days are `day - base`, in 0..2^16; thresholds outside
+            // that range are clamped, 2^16 meaning "none".
+            let stored = |d: i32| (i64::from(d) - day.base()).clamp(0, 1 << 16) as u32;
+            let at = [
+                stored(lo),
+                stored(hi.saturating_add(1)),
+                clip.map_or(1 << 16, |c| stored(c.day)),
+            ];
+            let [from_lo, after_hi, late] =
+                stored_days_at_least(day.stored_bytes(orders.start..day.len()), at);
+            let lanes = (1u32 << n) - 1;
+            // Days ascend: the orders before `lo` are a prefix, those after
+            // `hi` a suffix.
+            let start = (from_lo & lanes | 1 << n).trailing_zeros() as usize;
+            let mut end = (after_hi & lanes | 1 << n).trailing_zeros() as usize;
+            // Orders on the clip's day or later, not already cut: their
+            // instants decide (the first after the clip ends the run).
+            let mut late = late & lanes & !after_hi;
+            if let Some(c) = clip {
+                while late != 0 {
+                    let k = late.trailing_zeros() as usize;
+                    if self.order_ns(orders.start + k) > c.ns {
+                        end = end.min(k);
+                        break;
+                    }
+                    late &= late - 1;
+                }
+            }
+            return orders.start + start..orders.start + end.max(start);
+        }
+        self.window_run(orders, lo, hi, clip)
     }
 
     /// The run of `orders` (one customer's, requires [`Self::in_time_order`])
@@ -792,8 +902,21 @@ mod tests {
     }
 
     /// A chunk of `customers` customers with pseudo-random orders and lines
-    /// (`cents` picks each line's cents from a random `u64`).
+    /// (`cents` picks each line's cents from a random `u64`), their orders
+    /// up to about two days apart.
     fn random_chunk(seed: u64, customers: usize, cents: impl Fn(u64) -> i64) -> ChunkWriter {
+        random_chunk_apart(seed, customers, 5, cents, |r| (r % 200_000) as i64)
+    }
+
+    /// [`random_chunk`] with fewer than `orders` orders a customer, the
+    /// seconds between them picked by `apart` from a random `u64`.
+    fn random_chunk_apart(
+        seed: u64,
+        customers: usize,
+        orders: u64,
+        cents: impl Fn(u64) -> i64,
+        apart: impl Fn(u64) -> i64,
+    ) -> ChunkWriter {
         let mut x = seed;
         let mut next = move || {
             x = x
@@ -806,8 +929,8 @@ mod tests {
         for _ in 0..customers {
             w.cust_start.push(w.order_day.len() as i64);
             let mut ns = 1_700_000_000_000_000_000 + (next() % 1000) as i64 * 1_000_000_000;
-            for _ in 0..next() % 5 {
-                ns += (next() % 200_000) as i64 * 1_000_000_000;
+            for _ in 0..next() % orders {
+                ns += apart(next()) * 1_000_000_000;
                 w.order_line_start.push(w.line_product.len() as i64);
                 w.order_day.push(ns.div_euclid(86_400_000_000_000) - 1);
                 w.order_ns.push(ns);
@@ -826,6 +949,70 @@ mod tests {
         w.cust_start.push(w.order_day.len() as i64);
         w.order_line_start.push(w.line_product.len() as i64);
         w
+    }
+
+    #[test]
+    fn window_runs_by_compares_are_the_runs_searches_find() {
+        const DAY: i64 = 86_400;
+        // Days of two-byte width (compared), of one byte, and two days
+        // apart (scale 2; both searched); customers of up to 24 orders.
+        // (seed, seconds apart from a random u64, expected day scale and width)
+        type Case = (u64, fn(u64) -> i64, (i64, usize));
+        let cases: [Case; 3] = [
+            (5, |r| (r % (60 * DAY as u64)) as i64, (1, 2)),
+            (3, |r| (r % 200_000) as i64, (1, 1)),
+            (9, |r| (r % 300) as i64 * 2 * DAY, (2, 2)),
+        ];
+        for (seed, apart, (scale, width)) in cases {
+            let w = random_chunk_apart(seed, 400, 25, |r| (r % 1000) as i64, apart);
+            let bytes = w.encode().unwrap();
+            let v = ChunkView::parse(&bytes).unwrap();
+            assert!(v.in_time_order());
+            let day = v.cols[C_DAY];
+            assert_eq!((day.scale(), day.width()), (scale, width), "seed {seed}");
+            let days: Vec<i32> = (0..day.len()).map(|i| v.order_day(i)).collect();
+            let (min, max) = (*days.iter().min().unwrap(), *days.iter().max().unwrap());
+            let mid = days[days.len() / 2];
+            let probes = [
+                i32::MIN,
+                min - 70_000,
+                min - 1,
+                min,
+                mid,
+                mid + 1,
+                max,
+                max + 1,
+                max + 70_000,
+                i32::MAX,
+            ];
+            for &lo in &probes {
+                for &hi in &probes {
+                    for clip_day in [None, Some(min), Some(mid), Some(max)] {
+                        // Half a day into the clip's day (in these chunks
+                        // an instant's day is its UTC day less 1).
+                        let clip = clip_day.map(|d| Clip {
+                            day: d,
+                            ns: day_origin_ns(d + 1) + DAY * 500_000_000,
+                        });
+                        for c in 0..v.customers() {
+                            let orders = v.order_range(c);
+                            let want = v.window_run(orders.clone(), lo, hi, clip);
+                            let got = v.window_run_compared(orders.clone(), lo, hi, clip);
+                            let case = format!("seed {seed} {lo}..={hi} {clip:?} customer {c}");
+                            assert!(orders.start <= got.start, "{case}");
+                            assert!(got.start <= got.end && got.end <= orders.end, "{case}");
+                            if want.is_empty() {
+                                assert!(got.is_empty(), "{case}: {got:?}");
+                            } else {
+                                assert_eq!(got, want, "{case}");
+                            }
+                        }
+                    }
+                }
+            }
+            // Some customers have more orders than are compared at once.
+            assert!((0..v.customers()).any(|c| v.order_range(c).len() > DAY_LANES));
+        }
     }
 
     #[test]

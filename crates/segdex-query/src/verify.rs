@@ -26,6 +26,7 @@ pub(crate) struct AttrFilter {
 }
 
 /// What decides whether an order and a line are kept.
+#[derive(Clone, Copy)]
 pub(crate) struct Keep<'p> {
     /// Allowed products (None = every product), and their list.
     pub products: Option<&'p (Vec<bool>, Vec<u32>)>,
@@ -45,7 +46,14 @@ pub(crate) struct Keep<'p> {
     /// Only whether a line is kept matters (every `having` is empty): a
     /// customer's first kept line decides.
     pub exists_only: bool,
+    /// The candidates are dense (see [`Self::for_candidates`]): runs are
+    /// found by [`ChunkView::window_run_compared`].
+    pub dense: bool,
 }
+
+/// Candidates are dense when at least one customer in this many is one
+/// (between the first candidate and the last).
+const DENSE: usize = 8;
 
 impl Keep<'_> {
     /// Whether order `i` is in the window, not after the as-of instant and
@@ -84,10 +92,25 @@ impl Keep<'_> {
     #[inline]
     pub(crate) fn candidate_orders(&self, view: &ChunkView, local: usize) -> Range<usize> {
         let orders = view.order_range(local);
-        if view.in_time_order() && !self.whole {
-            view.window_run(orders, self.lo, self.hi, self.run_clip())
-        } else {
+        if !view.in_time_order() || self.whole {
             orders
+        } else if self.dense {
+            view.window_run_compared(orders, self.lo, self.hi, self.run_clip())
+        } else {
+            view.window_run(orders, self.lo, self.hi, self.run_clip())
+        }
+    }
+
+    /// This keep for one chunk's candidates `locals` (ascending): whether
+    /// they are dense.
+    pub(crate) fn for_candidates(&self, locals: &[usize]) -> Self {
+        let span = match (locals.first(), locals.last()) {
+            (Some(a), Some(b)) => b - a + 1,
+            _ => 0,
+        };
+        Keep {
+            dense: locals.len() * DENSE > span,
+            ..*self
         }
     }
 }
@@ -371,6 +394,7 @@ pub(crate) fn passing(
     havings: &[&[(Measure, CmpOp, Decimal)]],
     locals: &[usize],
 ) -> Vec<Vec<usize>> {
+    let keep = &keep.for_candidates(locals);
     let mut out = vec![Vec::new(); havings.len()];
     let uses =
         |pick: fn(&Measure) -> bool| havings.iter().any(|h| h.iter().any(|(m, _, _)| pick(m)));
