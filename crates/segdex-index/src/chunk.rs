@@ -324,6 +324,18 @@ impl Iterator for Prefetching<'_, '_> {
     }
 }
 
+/// Whether candidates `locals` (customer numbers, ascending) are sparse:
+/// at most one customer in 8 between the first and the last is
+/// one. Loops over sparse candidates wait on memory for each (see
+/// [`ChunkView::prefetching`] and [`ChunkView::window_run_compared`]).
+pub fn sparse(locals: &[usize]) -> bool {
+    let span = match (locals.first(), locals.last()) {
+        (Some(a), Some(b)) => b - a + 1,
+        _ => 0,
+    };
+    locals.len() * SPARSE <= span
+}
+
 /// Most orders of one customer [`ChunkView::window_run_compared`]
 /// compares at once.
 pub const DAY_LANES: usize = 16;
@@ -664,11 +676,7 @@ impl<'a> ChunkView<'a> {
     /// sequence.
     #[inline(always)]
     pub fn prefetching<'l>(&self, locals: &'l [usize], reads_lines: bool) -> Prefetching<'l, 'a> {
-        let span = match (locals.first(), locals.last()) {
-            (Some(a), Some(b)) => b - a + 1,
-            _ => 0,
-        };
-        let hinted = reads_lines && locals.len() * SPARSE <= span;
+        let hinted = reads_lines && sparse(locals);
         Prefetching {
             view: *self,
             locals,

@@ -46,14 +46,11 @@ pub(crate) struct Keep<'p> {
     /// Only whether a line is kept matters (every `having` is empty): a
     /// customer's first kept line decides.
     pub exists_only: bool,
-    /// The candidates are dense (see [`Self::for_candidates`]): runs are
-    /// found by [`ChunkView::window_run_compared`].
+    /// The candidates are not [`segdex_index::chunk::sparse`] (see
+    /// [`Self::for_candidates`]): runs are found by
+    /// [`ChunkView::window_run_compared`].
     pub dense: bool,
 }
-
-/// Candidates are dense when at least one customer in this many is one
-/// (between the first candidate and the last).
-const DENSE: usize = 8;
 
 impl Keep<'_> {
     /// Whether order `i` is in the window, not after the as-of instant and
@@ -104,12 +101,8 @@ impl Keep<'_> {
     /// This keep for one chunk's candidates `locals` (ascending): whether
     /// they are dense.
     pub(crate) fn for_candidates(&self, locals: &[usize]) -> Self {
-        let span = match (locals.first(), locals.last()) {
-            (Some(a), Some(b)) => b - a + 1,
-            _ => 0,
-        };
         Keep {
-            dense: locals.len() * DENSE > span,
+            dense: !segdex_index::chunk::sparse(locals),
             ..*self
         }
     }
