@@ -415,6 +415,18 @@ pub struct Clip {
     pub ns: i64,
 }
 
+/// A window of days and the as-of clip as one chunk stores days (see
+/// [`ChunkView::stored_window`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StoredWindow {
+    lo: i32,
+    hi: i32,
+    clip: Option<Clip>,
+    /// The stored values of `lo`, of `hi + 1` and of the clip's day, for a
+    /// day column of two-byte values; `None` for other columns.
+    at: Option<[u32; 3]>,
+}
+
 /// The first `i` of `range` where `pred` is false, for a `pred` that holds
 /// on a prefix of the range. Short ranges (most customers have a few
 /// orders) are counted without branches; longer ones are bisected.
@@ -543,8 +555,27 @@ impl<'a> ChunkView<'a> {
         first_where_not(orders, |i| self.order_ns(i) <= ns)
     }
 
+    /// `lo..=hi` and `clip` as this chunk stores days, for
+    /// [`Self::window_run_compared`]: the thresholds are worked out once a
+    /// chunk, not once a customer.
+    pub fn stored_window(&self, lo: i32, hi: i32, clip: Option<Clip>) -> StoredWindow {
+        let day = self.cols[C_DAY];
+        // Stored days are `day - base`, in 0..2^16; thresholds outside
+        // that range are clamped, 2^16 meaning "none".
+        let stored = |d: i32| (i64::from(d) - day.base()).clamp(0, 1 << 16) as u32;
+        let at = (day.width() == 2 && day.scale() == 1).then(|| {
+            [
+                stored(lo),
+                stored(hi.saturating_add(1)),
+                clip.map_or(1 << 16, |c| stored(c.day)),
+            ]
+        });
+        StoredWindow { lo, hi, clip, at }
+    }
+
     /// [`Self::window_run`] for dense candidates (an empty run may start
-    /// anywhere in `orders`). A customer of at most [`DAY_LANES`] orders
+    /// anywhere in `orders`), of the window `w` from
+    /// [`Self::stored_window`]. A customer of at most [`DAY_LANES`] orders
     /// whose days are stored in two bytes (the usual case) is done with
     /// vector compares of all its days at once and no branch on them:
     /// whether a customer's orders straddle a window's edge is as good as
@@ -557,21 +588,13 @@ impl<'a> ChunkView<'a> {
     pub fn window_run_compared(
         &self,
         orders: std::ops::Range<usize>,
-        lo: i32,
-        hi: i32,
-        clip: Option<Clip>,
+        w: &StoredWindow,
     ) -> std::ops::Range<usize> {
-        let day = self.cols[C_DAY];
         let n = orders.len();
-        if n <= DAY_LANES && day.width() == 2 && day.scale() == 1 {
-            // Stored days are `day - base`, in 0..2^16; thresholds outside
-            // that range are clamped, 2^16 meaning "none".
-            let stored = |d: i32| (i64::from(d) - day.base()).clamp(0, 1 << 16) as u32;
-            let at = [
-                stored(lo),
-                stored(hi.saturating_add(1)),
-                clip.map_or(1 << 16, |c| stored(c.day)),
-            ];
+        if let Some(at) = w.at
+            && n <= DAY_LANES
+        {
+            let day = self.cols[C_DAY];
             let [from_lo, after_hi, late] =
                 stored_days_at_least(day.stored_bytes(orders.start..day.len()), at);
             let lanes = (1u32 << n) - 1;
@@ -582,7 +605,7 @@ impl<'a> ChunkView<'a> {
             // Orders on the clip's day or later, not already cut: their
             // instants decide (the first after the clip ends the run).
             let mut late = late & lanes & !after_hi;
-            if let Some(c) = clip {
+            if let Some(c) = w.clip {
                 while late != 0 {
                     let k = late.trailing_zeros() as usize;
                     if self.order_ns(orders.start + k) > c.ns {
@@ -594,7 +617,7 @@ impl<'a> ChunkView<'a> {
             }
             return orders.start + start..orders.start + end.max(start);
         }
-        self.window_run(orders, lo, hi, clip)
+        self.window_run(orders, w.lo, w.hi, w.clip)
     }
 
     /// The run of `orders` (one customer's, requires [`Self::in_time_order`])
@@ -1005,7 +1028,10 @@ mod tests {
                         for c in 0..v.customers() {
                             let orders = v.order_range(c);
                             let want = v.window_run(orders.clone(), lo, hi, clip);
-                            let got = v.window_run_compared(orders.clone(), lo, hi, clip);
+                            let got = v.window_run_compared(
+                                orders.clone(),
+                                &v.stored_window(lo, hi, clip),
+                            );
                             let case = format!("seed {seed} {lo}..={hi} {clip:?} customer {c}");
                             assert!(orders.start <= got.start, "{case}");
                             assert!(got.start <= got.end && got.end <= orders.end, "{case}");

@@ -1424,7 +1424,7 @@ impl<'a> Evaluator<'a> {
             whole,
             clip: self.as_of.clip(),
             exists_only,
-            dense: false,
+            compared: None,
         }
     }
 

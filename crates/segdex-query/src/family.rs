@@ -305,7 +305,7 @@ fn tally_orders<'t>(
     reads_lines: bool,
     mut add: impl FnMut(&mut Tally, usize, i64),
 ) -> Vec<Vec<usize>> {
-    let keep = &keep.for_candidates(locals);
+    let keep = &keep.for_candidates(view, locals);
     let mut tally = Tally::new(tests);
     let attrs = OrderFilters::new(view, keep.filters);
     for c in view.prefetching(locals, reads_lines) {

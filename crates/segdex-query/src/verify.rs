@@ -9,7 +9,7 @@
 
 use crate::lang::{CmpOp, Decimal, Measure, POW10};
 use crate::line_sums::{Floors, LineSums, Need, REACH_STEP};
-use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE, RunTotals};
+use segdex_index::chunk::{ChunkView, Clip, NULL_VALUE, RunTotals, StoredWindow};
 use std::ops::Range;
 
 /// An order-attribute filter of a `where`, resolved to value ids.
@@ -46,10 +46,10 @@ pub(crate) struct Keep<'p> {
     /// Only whether a line is kept matters (every `having` is empty): a
     /// customer's first kept line decides.
     pub exists_only: bool,
-    /// The candidates are not [`segdex_index::chunk::sparse`] (see
-    /// [`Self::for_candidates`]): runs are found by
-    /// [`ChunkView::window_run_compared`].
-    pub dense: bool,
+    /// The window as the chunk stores days, when the candidates are not
+    /// [`segdex_index::chunk::sparse`] (see [`Self::for_candidates`]):
+    /// runs are found by [`ChunkView::window_run_compared`].
+    pub compared: Option<StoredWindow>,
 }
 
 impl Keep<'_> {
@@ -91,18 +91,19 @@ impl Keep<'_> {
         let orders = view.order_range(local);
         if !view.in_time_order() || self.whole {
             orders
-        } else if self.dense {
-            view.window_run_compared(orders, self.lo, self.hi, self.run_clip())
+        } else if let Some(w) = &self.compared {
+            view.window_run_compared(orders, w)
         } else {
             view.window_run(orders, self.lo, self.hi, self.run_clip())
         }
     }
 
-    /// This keep for one chunk's candidates `locals` (ascending): whether
-    /// they are dense.
-    pub(crate) fn for_candidates(&self, locals: &[usize]) -> Self {
+    /// This keep for the candidates `locals` (ascending) of the chunk
+    /// `view`: the stored window when they are dense.
+    pub(crate) fn for_candidates(&self, view: &ChunkView, locals: &[usize]) -> Self {
+        let dense = !segdex_index::chunk::sparse(locals);
         Keep {
-            dense: !segdex_index::chunk::sparse(locals),
+            compared: dense.then(|| view.stored_window(self.lo, self.hi, self.run_clip())),
             ..*self
         }
     }
@@ -387,7 +388,7 @@ pub(crate) fn passing(
     havings: &[&[(Measure, CmpOp, Decimal)]],
     locals: &[usize],
 ) -> Vec<Vec<usize>> {
-    let keep = &keep.for_candidates(locals);
+    let keep = &keep.for_candidates(view, locals);
     let mut out = vec![Vec::new(); havings.len()];
     let uses =
         |pick: fn(&Measure) -> bool| havings.iter().any(|h| h.iter().any(|(m, _, _)| pick(m)));
