@@ -278,9 +278,9 @@ impl Tally {
             let r = std::mem::take(&mut self.running[m as usize]);
             let measures = Measures {
                 orders: r.orders.n,
-                lines: r.lines as i128,
-                units: r.units as i128,
-                cents: r.cents as i128,
+                lines: r.lines,
+                units: r.units,
+                cents: r.cents,
             };
             for (t, (test, at_zero)) in self.tests[m as usize].iter().enumerate() {
                 if test.holds(&measures) != *at_zero {

@@ -177,21 +177,23 @@ fn value_ok(f: &AttrFilter, v: i64) -> bool {
     allowed | ((v == NULL_VALUE) & f.null_ok)
 }
 
-/// Per-customer measures over the kept lines.
+/// Per-customer measures over the kept lines. They fit 64 bits: a
+/// chunk's encoder bounds the sum of the magnitudes of its quantities and
+/// of its line totals by `i64::MAX`, and counts are below a chunk's lines.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Measures {
-    pub orders: i128,
-    pub lines: i128,
-    pub units: i128,
-    pub cents: i128,
+    pub orders: i64,
+    pub lines: i64,
+    pub units: i64,
+    pub cents: i64,
 }
 
 impl Measures {
     #[inline(always)]
     fn add_run(&mut self, t: segdex_index::chunk::RunTotals) {
-        self.lines += t.lines as i128;
-        self.units += t.units as i128;
-        self.cents += t.cents as i128;
+        self.lines += t.lines;
+        self.units += t.units;
+        self.cents += t.cents;
     }
 }
 
@@ -203,16 +205,15 @@ pub(crate) fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -
     having.iter().all(|&(measure, op, x)| {
         // The measure as a ratio `n / d` in the threshold's units.
         let (n, d) = match measure {
-            Measure::Orders => (m.orders, 1),
-            Measure::Lines => (m.lines, 1),
-            Measure::Units => (m.units, 1),
-            Measure::Spend => (m.cents, 100),
+            Measure::Orders => (i128::from(m.orders), 1),
+            Measure::Lines => (i128::from(m.lines), 1),
+            Measure::Units => (i128::from(m.units), 1),
+            Measure::Spend => (i128::from(m.cents), 100),
             Measure::AvgOrderValue => {
                 if m.orders <= 0 {
                     return false;
                 }
-                // Orders are counted in 64 bits: no saturation.
-                (m.cents, m.orders.saturating_mul(100))
+                (i128::from(m.cents), i128::from(m.orders) * 100)
             }
         };
         let ord = if x.scale <= 18
@@ -232,15 +233,19 @@ pub(crate) fn having_holds(having: &[(Measure, CmpOp, Decimal)], m: &Measures) -
 /// A `having` set up for the per-candidate loop: each test of a count or
 /// of spend is the range of the measure (an integer: orders, lines, units,
 /// cents) that passes it, from the threshold's exact floor and ceiling, so
-/// a candidate costs two integer compares per test; `avg_order_value`
+/// a candidate costs two 64-bit compares per test; `avg_order_value`
 /// is one cross product each side in 128 bits from 64-bit factors, or,
 /// for thresholds too long for that, [`having_holds`]'s exact compare.
 pub(crate) struct HavingTest {
     /// The tests of counts and spend: the range `lo..=hi` of orders,
     /// lines, units and cents (in that order) that passes all of them,
-    /// `i128::MIN..=i128::MAX` for a measure without one. A fixed array,
-    /// so a candidate costs eight compares and no loop.
-    bounds: [(i128, i128); 4],
+    /// clipped to 64 bits (where [`Measures`] are), `i64::MIN..=i64::MAX`
+    /// for a measure without one. A fixed array, so a candidate costs eight
+    /// compares and no loop. (In 128 bits the compares were a tenth of
+    /// the dense segments' instructions at 1M.)
+    bounds: [(i64, i64); 4],
+    /// Some range holds no 64-bit value: nothing passes.
+    never: bool,
     /// Some count or spend is tested.
     has_bounds: bool,
     /// The `avg_order_value` tests against `mantissa / 10^scale` as
@@ -257,8 +262,10 @@ pub(crate) struct HavingTest {
 impl HavingTest {
     /// Sets up `having` (the same answers as [`having_holds`]).
     pub(crate) fn new(having: &[(Measure, CmpOp, Decimal)]) -> Self {
+        let mut wide = [(i128::MIN, i128::MAX); 4];
         let mut t = Self {
-            bounds: [(i128::MIN, i128::MAX); 4],
+            bounds: [(i64::MIN, i64::MAX); 4],
+            never: false,
             has_bounds: false,
             averages: Vec::new(),
             ratios: Vec::new(),
@@ -281,10 +288,20 @@ impl HavingTest {
             let (lo, hi) = op.int_range(floor, ceil);
             // Several tests of one measure pass together on the
             // intersection of their ranges (empty when lo > hi).
-            let b = &mut t.bounds[slot];
+            let b = &mut wide[slot];
             b.0 = b.0.max(lo.unwrap_or(i128::MIN));
             b.1 = b.1.min(hi.unwrap_or(i128::MAX));
             t.has_bounds = true;
+        }
+        let (min, max) = (i128::from(i64::MIN), i128::from(i64::MAX));
+        for (b, &(lo, hi)) in t.bounds.iter_mut().zip(&wide) {
+            let (lo, hi) = (lo.max(min), hi.min(max));
+            if lo > hi {
+                t.never = true;
+            } else {
+                // In range: both fit.
+                *b = (lo as i64, hi as i64);
+            }
         }
         // 10^18 < 2^60 and 100 · 2^56 < 2^63: both factors fit i64.
         let short = |x: &Decimal| x.scale <= 18 && x.mantissa.unsigned_abs() < 1 << 56;
@@ -303,20 +320,18 @@ impl HavingTest {
     /// negative values a customer who passes has reached them part-way
     /// through their orders and lines. `None` for any other test.
     pub(crate) fn floors(&self) -> Option<Floors> {
-        if self.any_line || !self.ratios.is_empty() || !self.has_bounds {
+        if self.any_line || self.never || !self.ratios.is_empty() || !self.has_bounds {
             return None;
         }
-        if self.bounds.iter().any(|&(_, hi)| hi != i128::MAX) {
+        if self.bounds.iter().any(|&(_, hi)| hi != i64::MAX) {
             return None;
         }
-        // Sums fit i64: a bound below it always holds, and one past it
-        // never does (left to the exact test).
-        let floor = |slot: usize| i64::try_from(self.bounds[slot].0.max(i128::from(i64::MIN))).ok();
+        let floor = |slot: usize| self.bounds[slot].0;
         Some(Floors {
-            orders: floor(0)?,
-            lines: floor(1)?,
-            units: floor(2)?,
-            cents: floor(3)?,
+            orders: floor(0),
+            lines: floor(1),
+            units: floor(2),
+            cents: floor(3),
         })
     }
 
@@ -326,17 +341,15 @@ impl HavingTest {
         if self.any_line {
             return m.lines > 0;
         }
-        let within = |v: i128, (lo, hi): (i128, i128)| (v >= lo) & (v <= hi);
+        let within = |v: i64, (lo, hi): (i64, i64)| (v >= lo) & (v <= hi);
         let b = &self.bounds;
-        let mut ok = within(m.orders, b[0])
+        let mut ok = !self.never
+            & within(m.orders, b[0])
             & within(m.lines, b[1])
             & within(m.units, b[2])
             & within(m.cents, b[3]);
-        if !self.averages.is_empty()
-            && let (Ok(cents), Ok(orders)) = (i64::try_from(m.cents), i64::try_from(m.orders))
-        {
-            // A customer's cents and orders fit 64 bits (the chunk
-            // encoder's bound); were they not, the exact compare decides.
+        if !self.averages.is_empty() {
+            let (cents, orders) = (m.cents, m.orders);
             for &(op, p10, m100) in &self.averages {
                 // |cents · 10^scale| < 2^123, |100 · mantissa · orders| < 2^126.
                 let ord = (i128::from(cents) * i128::from(p10))
@@ -458,7 +471,7 @@ pub(crate) fn passing(
         for &c in locals {
             let orders = view.order_range(c);
             let mut m = Measures {
-                orders: orders.len() as i128,
+                orders: orders.len() as i64,
                 ..Measures::default()
             };
             m.add_run(view.run_totals_of(orders, totals));
@@ -498,7 +511,7 @@ fn no_product_measures(
     let sums = totals != RunTotals::default();
     let orders = keep.candidate_orders(view, local);
     if view.in_time_order() && keep.filters.is_empty() {
-        m.orders = orders.len() as i128;
+        m.orders = orders.len() as i64;
         m.add_run(view.run_totals_of(orders, totals));
         return m;
     }
@@ -506,12 +519,12 @@ fn no_product_measures(
         // Each order of the run is distinct: count and sum without branches.
         for i in orders {
             let take = -i64::from(attrs.ok(view, i));
-            m.orders -= take as i128;
+            m.orders -= take;
             if sums {
                 let t = view.run_totals_of(i..i + 1, totals);
-                m.lines += (t.lines & take) as i128;
-                m.units += (t.units & take) as i128;
-                m.cents += (t.cents & take) as i128;
+                m.lines += t.lines & take;
+                m.units += t.units & take;
+                m.cents += t.cents & take;
             }
         }
         return m;
@@ -584,7 +597,7 @@ pub(crate) fn order_id(view: &ChunkView, i: usize) -> i64 {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct OrderCount {
     /// Distinct orders so far.
-    pub n: i128,
+    pub n: i64,
     last_key: Option<i64>,
 }
 
@@ -614,16 +627,16 @@ fn flat_product_measures(view: &ChunkView, keep: &Keep, sums: &LineSums, local: 
     if keep.exists_only {
         let found = sums.any(lines);
         return Measures {
-            lines: i128::from(found),
+            lines: i64::from(found),
             ..Measures::default()
         };
     }
     let (n, u, c) = sums.of(lines);
     Measures {
         orders: 0,
-        lines: n as i128,
-        units: u as i128,
-        cents: c as i128,
+        lines: n,
+        units: u,
+        cents: c,
     }
 }
 
@@ -665,9 +678,9 @@ fn product_measures(
         }
         return Measures {
             orders: 0,
-            lines: lines as i128,
-            units: units as i128,
-            cents: cents as i128,
+            lines,
+            units,
+            cents,
         };
     }
     for i in run {
@@ -677,7 +690,7 @@ fn product_measures(
         let (n, u, c) = sums.of(view.line_range(i));
         if view.in_time_order() && !keep.exists_only {
             // Every order of the run is distinct: count without a branch.
-            count.n += i128::from(n > 0);
+            count.n += i64::from(n > 0);
         } else if n > 0 {
             count.add(view, i);
             if keep.exists_only {
@@ -691,9 +704,9 @@ fn product_measures(
     }
     Measures {
         orders: count.n,
-        lines: lines as i128,
-        units: units as i128,
-        cents: cents as i128,
+        lines,
+        units,
+        cents,
     }
 }
 
@@ -801,6 +814,12 @@ mod tests {
             // compare takes.
             (1 << 56) - 1,
             1 << 56,
+            // Either side of each end of 64 bits, where the bounds are
+            // clipped.
+            i128::from(i64::MIN) - 1,
+            i128::from(i64::MIN),
+            i128::from(i64::MAX),
+            i128::from(i64::MAX) + 1,
             big,
         ];
         let measures = [
@@ -821,9 +840,12 @@ mod tests {
                 }
             }
         }
-        // The last is past 64 bits: the exact compare decides.
+        // The ends of 64 bits, where the clipped bounds meet the
+        // measures' range.
         let values = [
-            -301i128,
+            i64::MIN,
+            i64::MIN + 1,
+            -301,
             -1,
             0,
             1,
@@ -834,11 +856,12 @@ mod tests {
             201,
             20_001,
             200_000_001,
-            1 << 64,
+            i64::MAX - 1,
+            i64::MAX,
         ];
         let (mut checked, mut floored) = (0, 0);
         for &cents in &values {
-            for &n in &[0i128, 1, 2, 3, 7] {
+            for &n in &[0i64, 1, 2, 3, 7] {
                 // Lines differ from orders, so a test read off the wrong
                 // one shows.
                 let m = Measures {
@@ -860,16 +883,9 @@ mod tests {
                         checked += 1;
                         // Floors, where given, decide as the test does:
                         // lower bounds, and nothing else that binds.
-                        if let Some(f) = test.floors()
-                            && let (Ok(o), Ok(l), Ok(u), Ok(c)) = (
-                                i64::try_from(m.orders),
-                                i64::try_from(m.lines),
-                                i64::try_from(m.units),
-                                i64::try_from(m.cents),
-                            )
-                        {
+                        if let Some(f) = test.floors() {
                             assert_eq!(
-                                f.met(o, l, u, c),
+                                f.met(m.orders, m.lines, m.units, m.cents),
                                 having_holds(having, &m),
                                 "{having:?} at {m:?}"
                             );
