@@ -86,7 +86,7 @@ impl Keep<'_> {
 
     /// The orders of `local` that can be kept: the window's run when the
     /// chunk is in time order, else all of them.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn candidate_orders(&self, view: &ChunkView, local: usize) -> Range<usize> {
         let orders = view.order_range(local);
         if !view.in_time_order() || self.whole {
