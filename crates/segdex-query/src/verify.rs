@@ -439,12 +439,7 @@ pub(crate) fn passing(
         match &line_sums {
             // Lines in one range: no order count, no negative sums.
             Some(ls) if flat && f.orders == i64::MIN && ls.never_negative(f) => {
-                for c in view.prefetching(locals, true) {
-                    let run = keep.candidate_orders(view, c);
-                    if ls.reaches(view.lines_of_orders(run), f) {
-                        o.push(c);
-                    }
-                }
+                ls.push_reaching(view, keep, locals, f, o);
                 return out;
             }
             // Orders kept by their attributes, counted (and their lines),
