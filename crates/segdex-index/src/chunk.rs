@@ -575,9 +575,9 @@ impl<'a> ChunkView<'a> {
 
     /// [`Self::window_run`] for dense candidates (an empty run may start
     /// anywhere in `orders`), of the window `w` from
-    /// [`Self::stored_window`]. A customer of at most [`DAY_LANES`] orders
-    /// whose days are stored in two bytes (the usual case) is done with
-    /// vector compares of all its days at once and no branch on them:
+    /// [`Self::stored_window`]. A customer of at most twice [`DAY_LANES`]
+    /// orders whose days are stored in two bytes (the usual case) is done
+    /// with vector compares of all its days at once and no branch on them:
     /// whether a customer's orders straddle a window's edge is as good as
     /// random, and the searches' branches cost more than the compares.
     /// The compares read 32 bytes from the customer's first day, past its
@@ -592,12 +592,20 @@ impl<'a> ChunkView<'a> {
     ) -> std::ops::Range<usize> {
         let n = orders.len();
         if let Some(at) = w.at
-            && n <= DAY_LANES
+            && n <= 2 * DAY_LANES
         {
             let day = self.cols[C_DAY];
-            let [from_lo, after_hi, late] =
-                stored_days_at_least(day.stored_bytes(orders.start..day.len()), at);
-            let lanes = (1u32 << n) - 1;
+            let bytes = day.stored_bytes(orders.start..day.len());
+            let masks = stored_days_at_least(bytes, at).map(u64::from);
+            // A customer of up to twice as many orders takes two compares,
+            // not the searches' branches.
+            let [from_lo, after_hi, late] = if n > DAY_LANES {
+                let next = stored_days_at_least(&bytes[2 * DAY_LANES..], at);
+                [0, 1, 2].map(|k| masks[k] | u64::from(next[k]) << DAY_LANES)
+            } else {
+                masks
+            };
+            let lanes = (1u64 << n) - 1;
             // Days ascend: the orders before `lo` are a prefix, those after
             // `hi` a suffix.
             let start = (from_lo & lanes | 1 << n).trailing_zeros() as usize;
@@ -986,7 +994,7 @@ mod tests {
     fn window_runs_by_compares_are_the_runs_searches_find() {
         const DAY: i64 = 86_400;
         // Days of two-byte width (compared), of one byte, and two days
-        // apart (scale 2; both searched); customers of up to 24 orders.
+        // apart (scale 2; both searched); customers of up to 39 orders.
         // (seed, seconds apart from a random u64, expected day scale and width)
         type Case = (u64, fn(u64) -> i64, (i64, usize));
         let cases: [Case; 3] = [
@@ -995,7 +1003,7 @@ mod tests {
             (9, |r| (r % 300) as i64 * 2 * DAY, (2, 2)),
         ];
         for (seed, apart, (scale, width)) in cases {
-            let w = random_chunk_apart(seed, 400, 25, |r| (r % 1000) as i64, apart);
+            let w = random_chunk_apart(seed, 400, 40, |r| (r % 1000) as i64, apart);
             let bytes = w.encode().unwrap();
             let v = ChunkView::parse(&bytes).unwrap();
             assert!(v.in_time_order());
@@ -1046,6 +1054,7 @@ mod tests {
             }
             // Some customers have more orders than are compared at once.
             assert!((0..v.customers()).any(|c| v.order_range(c).len() > DAY_LANES));
+            assert!((0..v.customers()).any(|c| v.order_range(c).len() > 2 * DAY_LANES));
         }
     }
 
