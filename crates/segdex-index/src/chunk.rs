@@ -584,7 +584,7 @@ impl<'a> ChunkView<'a> {
     /// own when it has fewer orders: for scattered customers that is often
     /// one more cache line to wait for, so sparse candidates take
     /// [`Self::window_run`].
-    #[inline]
+    #[inline(always)]
     pub fn window_run_compared(
         &self,
         orders: std::ops::Range<usize>,
