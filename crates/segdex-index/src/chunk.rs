@@ -580,8 +580,9 @@ impl<'a> ChunkView<'a> {
     /// with vector compares of all its days at once and no branch on them:
     /// whether a customer's orders straddle a window's edge is as good as
     /// random, and the searches' branches cost more than the compares.
-    /// The compares read 32 bytes from the customer's first day, past its
-    /// own when it has fewer orders: for scattered customers that is often
+    /// The compares read 32 bytes from the customer's first day (64 for
+    /// more than 16 orders), past its own when it has fewer orders (the
+    /// lanes past them are masked off): for scattered customers that is often
     /// one more cache line to wait for, so sparse candidates take
     /// [`Self::window_run`].
     #[inline(always)]

@@ -14,7 +14,7 @@
 //!   otherwise each candidate's lines are checked in the customer-sorted
 //!   line store, chunk by chunk in parallel. Customers outside the
 //!   candidates have every measure 0, which decides them at once.
-//! * Families (see [`crate::family`]): in a batch, purchase conditions with
+//! * Families (see `crate::family`): in a batch, purchase conditions with
 //!   a `having` that differ only in the products kept, or only in one order
 //!   key's values (the same template over many brands or stores), are
 //!   measured together in one walk over the union of their candidates.

@@ -417,7 +417,7 @@ impl Decimal {
 /// avg_order_value in currency units.
 const MEASURE_BOUND_DIGITS: i64 = 20;
 
-/// 10^[`MEASURE_BOUND_DIGITS`]: the magnitude past which `having`
+/// 10^`MEASURE_BOUND_DIGITS`: the magnitude past which `having`
 /// thresholds are read as this bound (see [`Decimal::threshold_from_json`]).
 pub const MEASURE_BOUND: i128 = 10i128.pow(MEASURE_BOUND_DIGITS as u32);
 

@@ -11,8 +11,9 @@
 //! chunk ([`LineSums::new`]), not once per run: a run is a customer's
 //! dozen or so lines.
 //!
-//! [`LineSums::reaches`] runs the same loop for a `having` of lower bounds
-//! and leaves it once they are met: a heavy buyer passes long before their
+//! [`LineSums::push_reaching`] runs the same loop for a `having` of lower
+//! bounds, over a block of candidates at once, and leaves each candidate's
+//! lines once the bounds are met: a heavy buyer passes long before their
 //! last line.
 
 use crate::verify::Keep;
@@ -349,6 +350,7 @@ impl<'a> LineSums<'a> {
             table[..kept.len()].copy_from_slice(kept);
             Cow::Owned(table)
         };
+        // Only the tests walk one range at a time (`reaches`).
         #[cfg(not(test))]
         let _ = reach;
         Some(Fixed {
@@ -424,8 +426,10 @@ impl<'a> LineSums<'a> {
 
     /// Pushes onto `out` each of the candidates `locals` (ascending) of
     /// the chunk `view` in time order whose allowed lines of the orders
-    /// `keep` keeps reach every one of `floors`, as [`Self::reaches`] (and
-    /// with its requirements) for each candidate's lines.
+    /// `keep` keeps reach every one of `floors` (count, units and cents at
+    /// least them), reading each candidate's lines only until they do.
+    /// Requires [`Self::never_negative`] of `floors`, and no floor on
+    /// orders (lines are not orders).
     pub(crate) fn push_reaching(
         &self,
         view: &ChunkView,
