@@ -225,7 +225,7 @@ fn reach_each<const WP: usize, const WQ: usize, const WC: usize>(
     out: &mut Vec<usize>,
 ) {
     for c in view.prefetching(locals, true) {
-        let lines = view.lines_of_orders(keep.candidate_orders(view, c));
+        let lines = keep.candidate_lines(view, c);
         let at = |w: usize| lines.start * w..lines.end * w;
         let (p, q, cents) = (
             &f.bytes[0][at(WP)],
@@ -441,7 +441,7 @@ impl<'a> LineSums<'a> {
         debug_assert_eq!(floors.orders, i64::MIN);
         let Some(f) = &self.fixed else {
             for c in view.prefetching(locals, true) {
-                let lines = view.lines_of_orders(keep.candidate_orders(view, c));
+                let lines = keep.candidate_lines(view, c);
                 let (n, u, cents) = self.line_by_line(lines);
                 if floors.met(0, n, u, cents) {
                     out.push(c);

@@ -98,6 +98,13 @@ impl Keep<'_> {
         }
     }
 
+    /// The lines of [`Self::candidate_orders`] of `local` (one range: a
+    /// run of orders owns adjacent lines).
+    #[inline(always)]
+    pub(crate) fn candidate_lines(&self, view: &ChunkView, local: usize) -> Range<usize> {
+        view.lines_of_orders(self.candidate_orders(view, local))
+    }
+
     /// This keep for the candidates `locals` (ascending) of the chunk
     /// `view`: the stored window when they are dense.
     pub(crate) fn for_candidates(&self, view: &ChunkView, locals: &[usize]) -> Self {
@@ -617,8 +624,7 @@ impl OrderCount {
 /// window's run of orders owns one contiguous range of lines, read in one
 /// loop with no per-order work.
 fn flat_product_measures(view: &ChunkView, keep: &Keep, sums: &LineSums, local: usize) -> Measures {
-    let run = keep.candidate_orders(view, local);
-    let lines = view.lines_of_orders(run);
+    let lines = keep.candidate_lines(view, local);
     if keep.exists_only {
         let found = sums.any(lines);
         return Measures {
